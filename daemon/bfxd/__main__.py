@@ -1,0 +1,3 @@
+from bfxd.cli import main
+
+raise SystemExit(main())

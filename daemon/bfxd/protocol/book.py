@@ -1,0 +1,63 @@
+"""The live book of the account's funding offers: a pure state machine.
+
+Rules:
+- ``fos`` (snapshot) replaces the book. Each offer in it is reported as a ``snapshot`` change; an offer that
+  was on the book and is missing from the snapshot is reported as a ``cancel`` change.
+- ``fon`` (new) and ``fou`` (update) insert or replace the offer when its status is active (``ACTIVE``,
+  ``PARTIALLY FILLED …``); a non-active status (``EXECUTED …``, ``CANCELED``, compound texts) removes it.
+- ``foc`` removes the offer: it was cancelled or fully executed.
+Every applied event returns the list of changes it made, in order, for watchers and the audit log.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from bfxd.protocol.events import OfferCancel, OfferNew, OffersSnapshot, OfferUpdate
+from bfxd.protocol.offer import FundingOffer
+
+Action = Literal["snapshot", "new", "update", "cancel"]
+OfferEvent = OffersSnapshot | OfferNew | OfferUpdate | OfferCancel
+
+
+@attrs.frozen
+class OfferChange:
+    action: Action
+    offer: FundingOffer
+
+
+@attrs.define
+class OfferBook:
+    _offers: dict[int, FundingOffer] = attrs.field(factory=dict)
+
+    def __len__(self) -> int:
+        return len(self._offers)
+
+    def __contains__(self, offer_id: object) -> bool:
+        return offer_id in self._offers
+
+    def get(self, offer_id: int) -> FundingOffer | None:
+        return self._offers.get(offer_id)
+
+    def offers(self, symbol: str | None = None) -> list[FundingOffer]:
+        """Active offers, by id, optionally of one symbol."""
+        return [o for _, o in sorted(self._offers.items()) if symbol is None or o.symbol == symbol]
+
+    def apply(self, event: OfferEvent) -> list[OfferChange]:
+        if isinstance(event, OffersSnapshot):
+            return self._replace(event.offers)
+        offer = event.offer
+        assert offer.id is not None  # strict decoding guarantees it
+        if isinstance(event, OfferCancel) or not offer.active:
+            return [OfferChange("cancel", offer)] if self._offers.pop(offer.id, None) is not None else []
+        action: Action = "update" if offer.id in self._offers else "new"
+        self._offers[offer.id] = offer
+        return [OfferChange(action, offer)]
+
+    def _replace(self, offers: tuple[FundingOffer, ...]) -> list[OfferChange]:
+        fresh = {o.id: o for o in offers if o.active and o.id is not None}
+        gone = [OfferChange("cancel", o) for i, o in sorted(self._offers.items()) if i not in fresh]
+        self._offers = fresh
+        return gone + [OfferChange("snapshot", o) for _, o in sorted(fresh.items())]
