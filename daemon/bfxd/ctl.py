@@ -15,7 +15,8 @@ Exit codes (interface.md), and how each daemon answer maps onto them:
      ``forbidden`` by the daemon's uid check), ``busy``, ``shutting_down``, or the connection closed before
      every answer arrived (for ``watch``: closed by the daemon at any time)
   4  timed out / outcome unknown: the client deadline passed (``--timeout``, default 15 s), the daemon
-     answered ``timeout``, or its answer could not be read (not JSON, or a line over 1 MiB)
+     answered ``timeout`` or ``not_active`` (the link dropped after the cancel was sent and the offer is gone:
+     cancelled or executed, nobody knows), or its answer could not be read (not JSON, or a line over 1 MiB)
   5  daemon up but not connected/authenticated: ``not_ready``, or ``status`` with a state other than ``ready``
 
 When answers differ (several cancels), the most severe wins, in the order 3 > 4 > 5 > 1 > 0: "is the daemon
@@ -34,17 +35,17 @@ import socket
 import sys
 import time
 
-from bfxd import __version__
-
 DEFAULT_SOCKET = "/run/bfxd/bfxd.sock"
 DEFAULT_TIMEOUT = 15.0  # a bit over the daemon's default 10 s request deadline, so its answer arrives first
 FORWARD_GRACE = 1.0  # when --timeout is also the daemon's deadline, wait this much longer for its answer
 MAX_LINE = 1 << 20
+MAX_ID = 2**53 - 1  # the daemon's limit: ids must survive a round trip through JSON doubles
+MAX_FORWARDED_TIMEOUT = 3600.0  # the daemon refuses a longer per-request timeout as bad_request
 
 OK, REFUSED, USAGE, UNREACHABLE, TIMED_OUT, NOT_READY = 0, 1, 2, 3, 4, 5
 SEVERITY = (UNREACHABLE, TIMED_OUT, NOT_READY, REFUSED, USAGE, OK)  # most severe first
 ERROR_EXIT = {"exchange": REFUSED, "bad_request": REFUSED, "unknown_op": REFUSED, "timeout": TIMED_OUT,
-              "not_ready": NOT_READY, "busy": UNREACHABLE, "forbidden": UNREACHABLE,
+              "not_active": TIMED_OUT, "not_ready": NOT_READY, "busy": UNREACHABLE, "forbidden": UNREACHABLE,
               "shutting_down": UNREACHABLE}
 
 
@@ -76,13 +77,10 @@ class Connection:
 
     def _arm(self) -> None:
         # Re-armed before each blocking call: one deadline covers the whole exchange, not each recv.
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            self.sock.settimeout(remaining)
-        else:
-            self.sock.settimeout(None)
+        remaining = None if self.deadline is None else self.deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise TimeoutError
+        self.sock.settimeout(remaining)
 
     def _failure(self, exc: OSError) -> Failure:
         if isinstance(exc, TimeoutError):
@@ -137,8 +135,11 @@ def request(conn: Connection, requests: list[dict]) -> tuple[dict[object, dict],
     Returns the answers received and, if not all arrived, why. An error answer without a known ref (``busy``
     is sent before any request is read) applies to every request still waiting.
     """
-    conn.send(*requests)
-    waiting, answers = {r["ref"] for r in requests}, {}
+    waiting, answers, refused = {r["ref"] for r in requests}, {}, None
+    try:
+        conn.send(*requests)
+    except Failure as failure:  # closed on us; it may have said why first (busy), so read that anyway
+        refused = failure
     try:
         while waiting:
             answer = conn.receive()
@@ -147,26 +148,20 @@ def request(conn: Connection, requests: list[dict]) -> tuple[dict[object, dict],
                 waiting.discard(ref)
                 answers[ref] = answer
             elif ref is None and answer.get("ok") is False:
-                for ref in waiting:
-                    answers[ref] = answer
+                answers.update(dict.fromkeys(waiting, answer))
                 return answers, None
             # anything else (an event line, a stray answer) is not ours: skip it
     except Failure as failure:
-        return answers, failure
+        return answers, refused or failure
     return answers, None
 
 
+def error_of(answer: dict) -> dict:
+    return answer["error"] if isinstance(answer.get("error"), dict) else {}
+
+
 def error_code(answer: dict) -> int:
-    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-    return ERROR_EXIT.get(error.get("type"), REFUSED)
-
-
-def error_text(answer: dict) -> str:
-    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
-    message = f"{error.get('type', 'error')}: {error.get('message', '')}"
-    if error.get("text"):
-        message += f" ({error.get('status', '')}: {error['text']})"
-    return message
+    return ERROR_EXIT.get(error_of(answer).get("type"), REFUSED)
 
 
 def text(value: object) -> str:
@@ -193,17 +188,21 @@ def emit(args: argparse.Namespace, answer: dict, human: str | None) -> None:
         print(human, flush=True)
 
 
-def fail(answer: dict) -> int:
-    """An error answer for the whole request: say so on stderr and return its exit code."""
-    print(f"bfxctl: {error_text(answer)}", file=sys.stderr)
+def fail(args: argparse.Namespace, answer: dict) -> int:
+    """An error answer for the whole request: print it (JSON) or say so on stderr; return its exit code."""
+    emit(args, answer, None)
+    error = error_of(answer)
+    message = f"{error.get('type', 'error')}: {error.get('message', '')}"
+    if error.get("text"):
+        message += f" ({error.get('status', '')}: {error['text']})"
+    print(f"bfxctl: {message}", file=sys.stderr)
     return error_code(answer)
 
 
 def cmd_status(conn: Connection, args: argparse.Namespace) -> int:
     answer = single(conn, {"op": "status", "ref": 1})
     if not answer.get("ok"):
-        emit(args, answer, None)
-        return fail(answer)
+        return fail(args, answer)
     status = answer.get("status") if isinstance(answer.get("status"), dict) else {}
     emit(args, answer, table([[f"{k}:", text(v)] for k, v in status.items()]) if status else "")
     if status.get("state") != "ready":
@@ -215,8 +214,7 @@ def cmd_status(conn: Connection, args: argparse.Namespace) -> int:
 def cmd_offers(conn: Connection, args: argparse.Namespace) -> int:
     answer = single(conn, with_symbol({"op": "offers", "ref": 1}, args))
     if not answer.get("ok"):
-        emit(args, answer, None)
-        return fail(answer)
+        return fail(args, answer)
     offers = answer.get("offers") or []
     rows = [["ID", "SYMBOL", "AMOUNT", "RATE", "PERIOD", "STATUS", "TYPE"]]
     rows += [[text(o.get(k)) for k in ("id", "symbol", "amount", "rate", "period", "status", "type")]
@@ -231,11 +229,12 @@ def cancel_line(offer_id: object, answer: dict | None) -> tuple[list[str], int]:
         return [text(offer_id), "unknown", "no answer; outcome unknown"], TIMED_OUT
     if answer.get("ok"):
         return [text(offer_id), "cancelled", text(answer.get("text"))], OK
-    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+    error = error_of(answer)
     kind = error.get("type")
     if kind == "exchange":
         return [text(offer_id), f"refused ({error.get('status')})", text(error.get("text"))], REFUSED
-    verdict = {"timeout": "timed out", "not_ready": "not ready"}.get(kind, f"failed ({kind})")
+    verdict = {"timeout": "timed out", "not_ready": "not ready", "not_active": "unknown"}.get(
+        kind, f"failed ({kind})")
     return [text(offer_id), verdict, text(error.get("message"))], error_code(answer)
 
 
@@ -261,29 +260,27 @@ def cmd_cancel_all(conn: Connection, args: argparse.Namespace) -> int:
     answer = single(conn, forward_timeout(with_symbol({"op": "cancel_all", "ref": 1}, args), args))
     results = answer.get("results")
     if not isinstance(results, list):  # a request-level error (not_ready, busy, ...)
-        emit(args, answer, None)
-        return fail(answer) if not answer.get("ok") else OK
+        return fail(args, answer) if not answer.get("ok") else OK
     lines = [cancel_line(r.get("id"), r) for r in results]
     emit(args, answer, table([row for row, _ in lines]) if lines else "no active offers to cancel")
     code = worst([c for _, c in lines])
     if not answer.get("ok") and code == OK:  # the daemon says something failed; trust it
-        code = fail(answer) if "error" in answer else REFUSED
+        code = fail(args, answer) if "error" in answer else REFUSED
     return code
 
 
 def cmd_watch(conn: Connection, args: argparse.Namespace) -> int:
     answer = single(conn, {"op": "watch", "ref": 1})
-    emit(args, answer, None)
     if not answer.get("ok"):
-        return fail(answer)
+        return fail(args, answer)
+    emit(args, answer, None)
     conn.deadline = None  # the deadline covered the subscription; events may be minutes apart
     if not args.json:
         print("bfxctl: watching bfxd events; Ctrl-C to stop", file=sys.stderr)
     while True:
         event = conn.receive()
         if "event" not in event and event.get("ok") is False:  # e.g. shutting_down
-            emit(args, event, None)
-            return fail(event)
+            return fail(args, event)
         emit(args, event, describe(event))
 
 
@@ -312,20 +309,17 @@ def with_symbol(req: dict, args: argparse.Namespace) -> dict:
 
 
 def forward_timeout(req: dict, args: argparse.Namespace) -> dict:
-    return {**req, "timeout": args.timeout} if args.timeout_given else req
+    return {**req, "timeout": min(args.timeout, MAX_FORWARDED_TIMEOUT)} if args.timeout_given else req
 
 
 def positive_id(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) <= 0:
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= MAX_ID:
         raise argparse.ArgumentTypeError(f"offer id must be a positive integer, not {value!r}")
     return int(value)
 
 
 def seconds(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
+    number = float(value)  # a ValueError becomes argparse's "invalid seconds value" (exit 2)
     if not (math.isfinite(number) and number > 0):
         raise argparse.ArgumentTypeError(f"timeout must be a positive number of seconds, not {value!r}")
     return number
@@ -333,6 +327,16 @@ def seconds(value: str) -> float:
 
 COMMANDS = {"status": cmd_status, "offers": cmd_offers, "cancel": cmd_cancel, "cancel-all": cmd_cancel_all,
             "watch": cmd_watch}
+
+
+class ShowVersion(argparse.Action):
+    """--version, looked up only when asked: importlib.metadata costs tens of ms on every call otherwise."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from bfxd import __version__
+
+        print(f"bfxctl {__version__}")
+        parser.exit()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -348,13 +352,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bfxctl", parents=[common], description="Talk to the bfxd daemon.",
                                      epilog="exit: 0 ok, 1 refused by the exchange, 2 usage, 3 daemon "
                                      "unreachable, 4 timed out/outcome unknown, 5 exchange session not ready")
-    parser.add_argument("--version", action="version", version=f"bfxctl {__version__}")
+    parser.add_argument("--version", action=ShowVersion, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="CMD")
     sub.add_parser("status", parents=[common], help="daemon and exchange session state")
-    for name, what in (("offers", "list active funding offers"), ("cancel-all", "cancel every active offer")):
-        sub.add_parser(name, parents=[common], help=what).add_argument("--symbol", help="e.g. fUSD")
+    sub.add_parser("offers", parents=[common], help="list active funding offers").add_argument(
+        "--symbol", help="only this symbol, e.g. fUSD")
     sub.add_parser("cancel", parents=[common], help="cancel offers by id").add_argument(
-        "ids", nargs="+", type=positive_id, metavar="ID")
+        "ids", nargs="+", type=positive_id, metavar="ID", help="offer id (positive integer)")
+    sub.add_parser("cancel-all", parents=[common], help="cancel every active offer").add_argument(
+        "--symbol", help="only this symbol, e.g. fUSD")
     sub.add_parser("watch", parents=[common], help="print events until Ctrl-C")
     args = parser.parse_args(argv)
     args.symbol = getattr(args, "symbol", None)
