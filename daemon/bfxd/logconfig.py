@@ -1,0 +1,111 @@
+"""structlog configuration: JSON lines on stdout for journald, or a console renderer for terminals.
+
+Called once by ``cli.py`` (and by tests, as often as they like: calling it again replaces the previous setup
+instead of stacking handlers). Every line carries ``timestamp`` (UTC ISO-8601), ``level`` and ``event``.
+trio and trio-websocket log through stdlib ``logging``; their WARNING-and-above records are rendered by the
+same processors into the same stream, so an accept-loop error cannot disappear.
+
+Secrets: :func:`redact_secrets` replaces secret-named keys and any :class:`~bfxd.secret.Secret` value with
+``"[redacted]"``, and tracebacks are rendered without frame locals (which would include the secret held by
+the auth code). It is a second safety net; the first is never binding secrets at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, Processor
+
+from bfxd.secret import Secret
+
+__all__ = ["REDACTED", "STDLIB_LOGGERS", "configure_logging", "redact_secrets"]
+
+REDACTED = "[redacted]"
+SECRET_KEYS = frozenset({"api_secret", "api_key", "authSig", "authPayload", "signature", "secret"})
+STDLIB_LOGGERS = ("trio", "trio-websocket")
+_MAX_DEPTH = 4  # nested containers scanned for Secret values; event dicts are shallow in practice
+
+
+def _scrub(value: Any, depth: int) -> Any:
+    if isinstance(value, Secret):
+        return REDACTED
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {k: REDACTED if k in SECRET_KEYS else _scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(item, depth + 1) for item in value)
+    return value
+
+
+def redact_secrets(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
+    """Replace values under secret-named keys, and every Secret instance (also inside dicts/lists), with
+    ``"[redacted]"``. Use it in ``capture_logs(processors=[redact_secrets])`` to test for leaks."""
+    for key, value in event_dict.items():
+        event_dict[key] = REDACTED if key in SECRET_KEYS else _scrub(value, 0)
+    return event_dict
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,  # first, so request/actor context is on every line
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),  # key "timestamp"
+        redact_secrets,
+    ]
+
+
+def _renderers(fmt: str, stream: TextIO) -> list[Processor]:
+    if fmt == "json":
+        return [
+            # show_locals=False: the default dumps every frame's locals, secrets included.
+            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
+            structlog.processors.JSONRenderer(),
+        ]
+    if fmt == "console":
+        isatty = getattr(stream, "isatty", None)
+        colors = bool(isatty and isatty())
+        # plain_traceback: rich's pretty tracebacks would show locals too.
+        return [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)]
+    raise ValueError(f"unknown log format {fmt!r} (expected json or console)")
+
+
+class _BridgeHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the handler we install, so a second configure_logging() replaces it instead of adding one."""
+
+
+def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cache: bool = True) -> None:
+    """Configure structlog (and the stdlib bridge) to write one rendered line per event to ``stream``.
+
+    ``fmt`` is ``"json"`` or ``"console"``; ``level`` one of debug/info/warning/error. ``cache=False`` in
+    tests, because cached loggers ignore ``structlog.testing.capture_logs()``.
+    """
+    renderers = _renderers(fmt, stream)
+    structlog.configure(
+        processors=[*_shared_processors(), *renderers],
+        wrapper_class=structlog.make_filtering_bound_logger(level.lower()),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),  # writes and flushes each line
+        cache_logger_on_first_use=cache,
+    )
+    handler = _BridgeHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,  # "logger": "trio-websocket" etc.
+                structlog.stdlib.ExtraAdder(),
+                *_shared_processors(),
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
+        )
+    )
+    for name in STDLIB_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _BridgeHandler)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False  # the root logger's handlers (if any) would print it a second time
