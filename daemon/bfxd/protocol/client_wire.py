@@ -175,8 +175,9 @@ def _timeout(msg: dict[str, Any]) -> float | None:
     value = msg.get("timeout")
     if value is None:
         return None
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-            or not 0 < value <= MAX_TIMEOUT_S):
+    # The range test comes before isfinite: math.isfinite() of an integer beyond a float's range overflows.
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT_S
+            or not math.isfinite(value)):
         raise RequestRejected(BAD_REQUEST, f"'timeout' must be a number of seconds in (0, {MAX_TIMEOUT_S:g}], "
                               f"got {excerpt(value, 40)}")
     return float(value)
@@ -222,7 +223,12 @@ def parse_request(line: bytes | str) -> Request:
 
 
 def _line(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows "\ud800", e.g. in a client's ref) has no UTF-8 form: escape it.
+        return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
 
 def _head(ok: bool, op: str | None, ref: Ref) -> dict[str, Any]:
@@ -241,9 +247,12 @@ def error_body(error_type: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"type": error_type, "message": message, **extra}
 
 
-def error_line(op: str | None, ref: Ref, error_type: str, message: str, **extra: Any) -> bytes:
-    """A failed final answer: ``{"ok": false, "op": …, "ref": …, "error": {"type": …, "message": …}}``."""
-    return _line({**_head(False, op, ref), "error": error_body(error_type, message, **extra)})
+def error_line(
+    op: str | None, ref: Ref, error_type: str, message: str, *, fields: dict[str, Any] | None = None, **extra: Any
+) -> bytes:
+    """A failed final answer: ``{"ok": false, "op": …, "ref": …, "error": {"type": …, "message": …, **extra}}``,
+    with *fields* at the top level (such as a cancel's ``id`` or a cancel_all's ``results``)."""
+    return _line({**_head(False, op, ref), **(fields or {}), "error": error_body(error_type, message, **extra)})
 
 
 def rejection_line(exc: RequestRejected) -> bytes:

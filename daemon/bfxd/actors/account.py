@@ -1,0 +1,312 @@
+"""The account-info router: the offer book, the pending cancels, and the watchers.
+
+Rules (the contract's "semantics that users rely on"):
+- One pending entry per offer id. A second cancel of the same offer joins the entry: one ``foc`` frame, every
+  requester answered by the same notification.
+- A ``foc`` frame goes out only on a link the auth actor declared ready (``SessionReady``); until then the
+  entry waits, and the requester's own deadline bounds the wait.
+- A ``foc-req`` notification settles the entry of its offer id. One without an id settles the oldest
+  unanswered ``foc`` of the current link: the exchange answers the inputs of one connection in order.
+  A notification reaches only the requesters of its offer (and the watchers, who asked for everything).
+- When a link dies, entries whose frame went out on it are *in doubt*. The fresh ``fos`` snapshot after the
+  next auth settles them: still active → sent again; gone → ``NoLongerActive``.
+- Every entry leaves the table on every path: answer, all requesters gone (swept), shutdown.
+- The router never blocks on a requester or a watcher (replies have room for everything they will be sent;
+  a watcher that lags is cut off) nor on the writer (frames that do not fit wait in a backlog, in order).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import attrs
+import structlog
+import trio
+
+from bfxd.actors.messages import (
+    AccountCommand,
+    Answered,
+    CancelCommand,
+    CancelOutcome,
+    CancelProgress,
+    FrameSent,
+    FromLink,
+    LinkDown,
+    NoLongerActive,
+    NotificationWatchEvent,
+    OffersQuery,
+    OfferWatchEvent,
+    OutboundFrame,
+    Probe,
+    SessionHeld,
+    SessionReady,
+    ShuttingDown,
+    Subscribe,
+    WatcherCutOff,
+    WatchEvent,
+)
+from bfxd.actors.session import SessionBoard
+from bfxd.protocol import (
+    Notification,
+    OfferBook,
+    OfferCancel,
+    OfferNew,
+    OffersSnapshot,
+    OfferUpdate,
+    cancel_offer_frame,
+)
+
+log = structlog.get_logger()
+
+RouterInput = FromLink | LinkDown | SessionReady | SessionHeld
+
+
+@attrs.define
+class _Pending:
+    offer_id: int
+    replies: list[trio.MemorySendChannel[CancelProgress]]
+    request_ids: list[str]
+    sent_on: int | None = None  # link generation the foc frame went out on; None: not sent (again) yet
+    in_doubt: bool = False  # sent on a link that died before the answer came
+    announced: bool = False  # FrameSent went to the requesters (once: replies have room for one)
+
+
+async def run_account(
+    *,
+    board: SessionBoard,
+    commands: trio.MemoryReceiveChannel[AccountCommand],
+    events: trio.MemoryReceiveChannel[RouterInput],
+    frames: trio.MemorySendChannel[OutboundFrame],
+    sweep_interval: float = 1.0,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Route until *commands* ends (the inbox is done); then answer what is left ``ShuttingDown``."""
+    async with commands, events, frames:
+        structlog.contextvars.bind_contextvars(actor="account")
+        router = AccountRouter(board, frames)
+        task_status.started()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(router.consume, events)
+                nursery.start_soon(router.flush_backlog)
+                nursery.start_soon(router.sweep_every, sweep_interval)
+                async for command in commands:
+                    router.on_command(command)
+                nursery.cancel_scope.cancel()
+        finally:
+            router.shut_down()
+
+
+class AccountRouter:
+    """The router's state and its synchronous handlers; the tasks in ``run_account`` feed it."""
+
+    def __init__(self, board: SessionBoard, frames: trio.MemorySendChannel[OutboundFrame]) -> None:
+        self.board = board
+        self.book = OfferBook()
+        self._frames = frames
+        self._pending: dict[int, _Pending] = {}
+        self._unanswered: dict[int, None] = {}  # offer ids with a foc on the ready link, oldest first
+        self._ready_generation: int | None = None
+        self._last_dead_generation = 0
+        self._watchers: list[trio.MemorySendChannel[WatchEvent]] = []
+        self._backlog: deque[OutboundFrame] = deque()
+        self._backlog_waiting = trio.Event()
+
+    # ---- tasks ------------------------------------------------------------------------------------------
+
+    async def consume(self, events: trio.MemoryReceiveChannel[RouterInput]) -> None:
+        async for message in events:
+            self.on_event(message)
+
+    async def flush_backlog(self) -> None:
+        """Move frames that did not fit in the channel, in order, blocking here instead of in the router."""
+        while True:
+            await self._backlog_waiting.wait()
+            self._backlog_waiting = trio.Event()
+            while self._backlog:
+                try:
+                    await self._frames.send(self._backlog[0])
+                except trio.BrokenResourceError:
+                    self._backlog.clear()  # the writer is gone: the daemon is stopping
+                    return
+                self._backlog.popleft()
+
+    async def sweep_every(self, interval: float) -> None:
+        while True:
+            await trio.sleep(interval)
+            self.sweep()
+
+    # ---- commands ---------------------------------------------------------------------------------------
+
+    def on_command(self, command: AccountCommand) -> None:
+        if isinstance(command, CancelCommand):
+            self._on_cancel(command)
+        elif isinstance(command, OffersQuery):
+            _deliver(command.reply, self.book.offers(command.symbol))
+        elif isinstance(command, Subscribe):
+            self._watchers.append(command.events)
+        elif isinstance(command, Probe):
+            _deliver(command.reply, None)
+
+    def _on_cancel(self, command: CancelCommand) -> None:
+        entry = self._pending.get(command.offer_id)
+        if entry is not None:
+            entry.replies.append(command.reply)
+            entry.request_ids.append(command.request_id)
+            log.info("cancel.joined", offer_id=command.offer_id, request_id=command.request_id,
+                     sharing_with=entry.request_ids[0])
+            if entry.announced:
+                _deliver(command.reply, FrameSent(), close=False)
+            return
+        entry = _Pending(command.offer_id, [command.reply], [command.request_id])
+        self._pending[command.offer_id] = entry
+        self.board.pending = len(self._pending)
+        if self._ready_generation is not None:
+            self._send_cancel(entry)
+
+    # ---- exchange side ----------------------------------------------------------------------------------
+
+    def on_event(self, message: RouterInput) -> None:
+        if isinstance(message, FromLink):
+            self._on_exchange_event(message.generation, message.event)
+        elif isinstance(message, SessionReady):
+            if message.generation <= self._last_dead_generation:
+                return  # that link died while auth was announcing it
+            self._ready_generation = message.generation
+            for entry in list(self._pending.values()):
+                if entry.sent_on is None and not entry.in_doubt:
+                    self._send_cancel(entry)
+        elif isinstance(message, SessionHeld):
+            if message.generation == self._ready_generation:
+                self._ready_generation = None
+        elif isinstance(message, LinkDown):
+            self._last_dead_generation = max(self._last_dead_generation, message.generation)
+            self._ready_generation = None
+            self._unanswered.clear()
+            for entry in self._pending.values():
+                if entry.sent_on is not None:
+                    entry.sent_on, entry.in_doubt = None, True
+
+    def _on_exchange_event(self, generation: int, event: object) -> None:
+        if isinstance(event, Notification):
+            self._on_notification(generation, event)
+        elif isinstance(event, (OffersSnapshot, OfferNew, OfferUpdate, OfferCancel)):
+            for change in self.book.apply(event):
+                log.info(f"offer.{change.action}", offer_id=change.offer.id, symbol=change.offer.symbol,
+                         status=change.offer.status, amount=change.offer.amount, rate=change.offer.rate)
+                self._broadcast(OfferWatchEvent(change))
+            self.board.offers = len(self.book)
+            if isinstance(event, OffersSnapshot):
+                self._settle_in_doubt(generation)
+
+    def _on_notification(self, generation: int, note: Notification) -> None:
+        self._broadcast(NotificationWatchEvent(note))
+        if note.type != "foc-req":
+            log.info("notification.received", type=note.type, status=note.status, text=note.text,
+                     offer_id=note.offer_id)
+            return
+        offer_id = note.offer_id
+        matched_by = "offer_id"
+        if offer_id is None and generation == self._ready_generation and self._unanswered:
+            offer_id, matched_by = next(iter(self._unanswered)), "order"
+        entry = self._pending.get(offer_id) if offer_id is not None else None
+        log.info("notification.received", type=note.type, status=note.status, text=note.text,
+                 offer_id=offer_id, matched_by=matched_by if entry else None,
+                 request_ids=entry.request_ids if entry else [])
+        if offer_id is not None:
+            self._unanswered.pop(offer_id, None)
+        if entry is not None:
+            self._settle(entry, Answered(note))
+
+    def _settle_in_doubt(self, generation: int) -> None:
+        for entry in [e for e in self._pending.values() if e.in_doubt]:
+            if entry.offer_id in self.book:
+                entry.in_doubt = False
+                log.info("cancel.resend", offer_id=entry.offer_id, request_ids=entry.request_ids)
+                if self._ready_generation == generation:
+                    self._send_cancel(entry)
+            else:
+                log.info("cancel.settled_by_snapshot", offer_id=entry.offer_id, request_ids=entry.request_ids)
+                self._settle(entry, NoLongerActive(entry.offer_id))
+
+    # ---- helpers ----------------------------------------------------------------------------------------
+
+    def _send_cancel(self, entry: _Pending) -> None:
+        generation = self._ready_generation
+        assert generation is not None
+        entry.sent_on = generation
+        self._unanswered[entry.offer_id] = None
+        frame = OutboundFrame(generation, cancel_offer_frame(entry.offer_id), "foc",
+                              {"offer_id": entry.offer_id, "request_ids": list(entry.request_ids)})
+        self._send_frame(frame)
+        if not entry.announced:
+            entry.announced = True
+            for reply in entry.replies:
+                _deliver(reply, FrameSent(), close=False)
+
+    def _send_frame(self, frame: OutboundFrame) -> None:
+        if not self._backlog:
+            try:
+                self._frames.send_nowait(frame)
+                return
+            except trio.WouldBlock:
+                pass
+            except trio.BrokenResourceError:
+                return  # the writer is gone: the daemon is stopping
+        self._backlog.append(frame)
+        self._backlog_waiting.set()
+
+    def _settle(self, entry: _Pending, outcome: CancelOutcome) -> None:
+        if self._pending.get(entry.offer_id) is entry:
+            del self._pending[entry.offer_id]
+        self.board.pending = len(self._pending)
+        for reply in entry.replies:
+            _deliver(reply, outcome)
+
+    def sweep(self) -> None:
+        """Forget requesters that left (deadline or disconnect); drop entries nobody waits for any more."""
+        for entry in list(self._pending.values()):
+            alive = [r for r in entry.replies if r.statistics().open_receive_channels > 0]
+            if len(alive) == len(entry.replies):
+                continue
+            for reply in entry.replies:
+                if reply not in alive:
+                    reply.close()
+            entry.replies = alive
+            if not alive:
+                del self._pending[entry.offer_id]
+                self._unanswered.pop(entry.offer_id, None)
+                log.info("cancel.abandoned", offer_id=entry.offer_id, request_ids=entry.request_ids,
+                         frame_sent=entry.announced)
+        self.board.pending = len(self._pending)
+
+    def _broadcast(self, event: WatchEvent) -> None:
+        for watcher in list(self._watchers):
+            try:
+                watcher.send_nowait(event)
+            except trio.WouldBlock:
+                # Cut off, not waited for (that would stall every client) and not silently skipped (it would
+                # believe it saw every change). Its handler drains, then tells the client why.
+                log.warning("watch.client_lagging", buffered=watcher.statistics().current_buffer_used)
+                self._watchers.remove(watcher)
+                watcher.close()
+            except trio.BrokenResourceError:
+                self._watchers.remove(watcher)  # the client left
+                watcher.close()
+
+    def shut_down(self) -> None:
+        for entry in list(self._pending.values()):
+            self._settle(entry, ShuttingDown())
+        for watcher in self._watchers:
+            _deliver(watcher, WatcherCutOff("daemon stopping"))
+        self._watchers.clear()
+
+
+def _deliver(channel: trio.MemorySendChannel, value: object, *, close: bool = True) -> None:  # type: ignore[type-arg]
+    """Send without ever blocking the router; a requester that left is simply skipped."""
+    try:
+        channel.send_nowait(value)
+    except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    if close:
+        channel.close()

@@ -1,0 +1,295 @@
+"""The connection actor: owns the WebSocket to the exchange, one link at a time.
+
+Per link it runs, in one nursery: a reader (decode each frame, hand it on, tick the heartbeat), a writer
+(the only consumer of the outbound frame channel), the heartbeat watchdog, and watchers for relink requests
+and for the stop signal. Whichever ends the link first gives the reason; the link is then closed and, unless
+the daemon is stopping, a new one is dialled after a delay that obeys both the backoff and the exchange's
+connection rate limit (backoff.py).
+
+A frame the exchange sends that cannot be decoded is logged and skipped: one bad frame never costs the link.
+"""
+
+from __future__ import annotations
+
+import random
+import ssl
+from collections.abc import Callable
+from itertools import count
+
+import attrs
+import structlog
+import trio
+import trio_websocket
+
+from bfxd.actors.heartbeat import run_heartbeat
+from bfxd.actors.messages import FromLink, LinkDown, LinkUp, OutboundFrame, Relink
+from bfxd.actors.session import SessionBoard
+from bfxd.backoff import (
+    EXCHANGE_MAX_CONNECTIONS,
+    EXCHANGE_WINDOW_S,
+    GUARD_MARGIN_S,
+    ConnectGuard,
+    reconnect_delay,
+)
+from bfxd.errors import RemoteProtocolError
+from bfxd.protocol import (
+    AuthFailed,
+    AuthOk,
+    ErrorEvent,
+    Info,
+    InfoMessage,
+    MaintenanceEnded,
+    MaintenanceStarted,
+    Notification,
+    OfferCancel,
+    OfferNew,
+    OffersSnapshot,
+    OfferUpdate,
+    ServerRestarting,
+    decode_exchange_frame,
+    ping_frame,
+)
+
+log = structlog.get_logger()
+
+_FOR_AUTH = (Info, InfoMessage, AuthOk, AuthFailed, MaintenanceStarted, MaintenanceEnded)
+_FOR_ACCOUNT = (Notification, OffersSnapshot, OfferNew, OfferUpdate, OfferCancel)
+STOPPING = "stopping"
+
+
+@attrs.frozen
+class LinkSettings:
+    url: str
+    connect_timeout: float = 10.0
+    heartbeat_timeout: float = 30.0
+    initial_delay: float = 1.0
+    max_delay: float = 60.0
+    # A link that stayed up this long counts as healthy: the next failure starts the backoff afresh.
+    healthy_after: float = 30.0
+    close_timeout: float = 2.0
+    # The exchange's connection rate limit (backoff.py); tests of many reconnects may relax it.
+    max_connects: int = EXCHANGE_MAX_CONNECTIONS
+    connect_window: float = EXCHANGE_WINDOW_S + GUARD_MARGIN_S
+    max_message_bytes: int = 4 * 1024 * 1024
+
+
+@attrs.frozen
+class _LinkEnd:
+    reason: str
+    delay: float | None = None  # None: the usual backoff
+
+
+def _ssl_context(url: str) -> ssl.SSLContext | None:
+    # wss:// uses the system's CA store; ws:// (the simulator) needs none.
+    return ssl.create_default_context() if url.startswith("wss://") else None
+
+
+async def run_connection(
+    *,
+    settings: LinkSettings,
+    board: SessionBoard,
+    frames: trio.MemoryReceiveChannel[OutboundFrame],
+    to_auth: trio.MemorySendChannel[LinkUp | LinkDown | FromLink],
+    to_account: trio.MemorySendChannel[LinkDown | FromLink],
+    relinks: trio.MemoryReceiveChannel[Relink],
+    stop: trio.Event,
+    rand: Callable[[], float] = random.random,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Keep one link to the exchange open until *stop* is set; then close it politely and return.
+
+    Closing *to_auth* and *to_account* on return tells the auth and account actors the exchange side is done.
+    """
+    async with frames, to_auth, to_account, relinks:
+        structlog.contextvars.bind_contextvars(actor="connection")
+        link = _Connection(settings, board, frames, to_auth, to_account, relinks, stop)
+        task_status.started()
+        guard = ConnectGuard(settings.max_connects, settings.connect_window)
+        generations, failures = count(1), 0
+        while not stop.is_set():
+            wait = guard.wait_before_next(trio.current_time())
+            if wait > 0:
+                log.info("exchange.rate_guard", wait_s=round(wait, 3))
+                await _sleep_unless_stopped(wait, stop)
+                continue
+            guard.record(trio.current_time())
+            board.set_state("connecting")
+            end, healthy = await link.run_once(next(generations))
+            if end.reason == STOPPING:
+                return
+            failures = 1 if healthy else failures + 1
+            delay = end.delay
+            if delay is None:
+                delay = reconnect_delay(failures, initial=settings.initial_delay, maximum=settings.max_delay,
+                                        rand=rand())
+            if board.state != "auth_failed":  # keep the auth error visible while its retry waits
+                board.set_state("backoff", f"{end.reason}; retry in {delay:.1f} s")
+            log.warning("exchange.reconnect_scheduled", reason=end.reason, retry_in_s=round(delay, 3),
+                        attempt=failures)
+            await _sleep_unless_stopped(delay, stop)
+
+
+async def _sleep_unless_stopped(seconds: float, stop: trio.Event) -> None:
+    with trio.move_on_after(seconds):
+        await stop.wait()
+
+
+class _Connection:
+    """One link at a time; the methods are the tasks of the per-link nursery."""
+
+    def __init__(self, settings, board, frames, to_auth, to_account, relinks, stop) -> None:  # type: ignore[no-untyped-def]
+        self.settings: LinkSettings = settings
+        self.board: SessionBoard = board
+        self.frames: trio.MemoryReceiveChannel[OutboundFrame] = frames
+        self.to_auth: trio.MemorySendChannel[LinkUp | LinkDown | FromLink] = to_auth
+        self.to_account: trio.MemorySendChannel[LinkDown | FromLink] = to_account
+        self.relinks: trio.MemoryReceiveChannel[Relink] = relinks
+        self.stop = stop
+        self._ping_ids = count(1)
+        self._ever_connected = False
+
+    async def run_once(self, generation: int) -> tuple[_LinkEnd, bool]:
+        """Dial, serve the link until it ends, close it. Returns why it ended and whether it was healthy."""
+        s = self.settings
+        connected_at: float | None = None
+        end = _LinkEnd("connection failed")
+        try:
+            async with trio.open_nursery() as nursery:
+                with trio.fail_after(s.connect_timeout):
+                    ws = await trio_websocket.connect_websocket_url(
+                        nursery, s.url, _ssl_context(s.url), max_message_size=s.max_message_bytes)
+                connected_at = trio.current_time()
+                if self._ever_connected:
+                    self.board.reconnects += 1
+                self._ever_connected = True
+                log.info("exchange.connected", url=s.url, generation=generation)
+                end = await self._serve(ws, generation)
+                with trio.move_on_after(s.close_timeout):
+                    await ws.aclose(1000 if end.reason == STOPPING else 1001, end.reason[:120])
+                nursery.cancel_scope.cancel()
+        except* trio.TooSlowError:
+            end = _LinkEnd(f"no connection within {s.connect_timeout} s")
+        except* (trio_websocket.HandshakeError, OSError) as group:
+            end = _LinkEnd(f"connection failed: {_describe(group)}")
+        if connected_at is None:
+            log.warning("exchange.connect_failed", url=s.url, reason=end.reason)
+            return end, False
+        log.warning("exchange.disconnected", reason=end.reason, generation=generation)
+        down = LinkDown(generation, end.reason)
+        if end.reason != STOPPING:
+            try:
+                await self.to_auth.send(down)
+                await self.to_account.send(down)
+            except trio.BrokenResourceError:
+                end = _LinkEnd(STOPPING)
+        return end, trio.current_time() - connected_at >= s.healthy_after
+
+    async def _serve(self, ws: trio_websocket.WebSocketConnection, generation: int) -> _LinkEnd:
+        ended: list[_LinkEnd] = []
+        # capacity 1: one pending tick already says "the link is alive"; the reader never waits on it.
+        ticks_in, ticks = trio.open_memory_channel[None](1)
+        try:
+            await self.to_auth.send(LinkUp(generation))
+        except trio.BrokenResourceError:
+            return _LinkEnd(STOPPING)
+
+        async with trio.open_nursery() as link:
+
+            def finish(end: _LinkEnd) -> None:
+                if not ended:
+                    ended.append(end)
+                link.cancel_scope.cancel()
+
+            link.start_soon(self._read, ws, generation, ticks_in, finish)
+            link.start_soon(self._write, ws, generation, finish)
+            link.start_soon(self._watch_silence, ws, ticks, finish)
+            link.start_soon(self._watch_relinks, generation, finish)
+            link.start_soon(self._watch_stop, finish)
+        return ended[0] if ended else _LinkEnd("link ended")
+
+    async def _read(self, ws, generation: int, ticks: trio.MemorySendChannel[None], finish) -> None:  # type: ignore[no-untyped-def]
+        async with ticks:
+            while True:
+                try:
+                    text = await ws.get_message()
+                except trio_websocket.ConnectionClosed as exc:
+                    finish(_LinkEnd(f"closed by the exchange ({_close_reason(exc)})"))
+                    return
+                self.board.note_frame()
+                try:
+                    ticks.send_nowait(None)
+                except trio.WouldBlock:
+                    pass  # a tick is already pending and says the same thing
+                try:
+                    event = decode_exchange_frame(text)
+                except RemoteProtocolError as exc:
+                    log.warning("exchange.bad_frame", error=str(exc), generation=generation)
+                    continue
+                try:
+                    if isinstance(event, _FOR_ACCOUNT):
+                        await self.to_account.send(FromLink(generation, event))
+                    elif isinstance(event, _FOR_AUTH):
+                        await self.to_auth.send(FromLink(generation, event))
+                except trio.BrokenResourceError:
+                    finish(_LinkEnd(STOPPING))  # the router or auth has finished: the daemon is stopping
+                    return
+                if isinstance(event, ServerRestarting):
+                    log.warning("exchange.restarting", code=20051, message=event.message)
+                    finish(_LinkEnd("the exchange restarts its server (info 20051)", delay=0.0))
+                    return
+                elif isinstance(event, ErrorEvent):
+                    log.warning("exchange.error", code=event.code, message=event.message)
+
+    async def _write(self, ws, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                frame = await self.frames.receive()
+            except trio.EndOfChannel:
+                finish(_LinkEnd(STOPPING))  # every producer is gone: the daemon is stopping
+                return
+            if frame.generation != generation:
+                log.info("frame.dropped", kind=frame.kind, reason="meant for an earlier link", **frame.log)
+                continue
+            try:
+                await ws.send_message(frame.text)
+            except trio_websocket.ConnectionClosed as exc:
+                log.info("frame.dropped", kind=frame.kind, reason="link closed", **frame.log)
+                finish(_LinkEnd(f"closed while sending ({_close_reason(exc)})"))
+                return
+            log.info("frame.sent", kind=frame.kind, generation=generation, **frame.log)
+
+    async def _watch_silence(self, ws, ticks: trio.MemoryReceiveChannel[None], finish) -> None:  # type: ignore[no-untyped-def]
+        async def send_ping() -> None:
+            try:
+                await ws.send_message(ping_frame(next(self._ping_ids)))
+            except trio_websocket.ConnectionClosed:
+                pass  # the reader reports the closed link
+
+        silence = await run_heartbeat(ticks=ticks, send_ping=send_ping,
+                                      max_silence=self.settings.heartbeat_timeout)
+        if silence is not None:
+            finish(_LinkEnd(f"no frame for {silence:.1f} s"))
+
+    async def _watch_relinks(self, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
+        async for relink in self.relinks:
+            if relink.generation == generation:  # a request about an earlier link is stale: ignore it
+                finish(_LinkEnd(relink.reason, relink.delay))
+                return
+
+    async def _watch_stop(self, finish) -> None:  # type: ignore[no-untyped-def]
+        await self.stop.wait()
+        finish(_LinkEnd(STOPPING))
+
+
+def _close_reason(exc: trio_websocket.ConnectionClosed) -> str:
+    reason = exc.reason
+    if reason is None:
+        return "no close frame"
+    return f"code {reason.code}" + (f": {reason.reason}" if reason.reason else "")
+
+
+def _describe(group: BaseExceptionGroup) -> str:
+    return "; ".join(f"{type(e).__name__}: {e}" for e in group.exceptions)[:200]
+
+
+__all__ = ["STOPPING", "LinkSettings", "run_connection"]

@@ -1,0 +1,293 @@
+"""The command inbox: the Unix socket server that turns client lines into requests and answers.
+
+Per client: one reader (frames lines, parses them, starts one task per request), one writer (the only task
+that writes to the socket, draining a bounded per-client channel), and the request tasks. A client may
+pipeline: answers go out as their requests finish, each carrying its ``ref``.
+
+Isolation: nothing a client sends can disturb another. Bad lines are answered ``bad_request`` and the
+connection stays usable; a line over 64 KiB is answered, then the connection is closed. A client that leaves
+mid-request does not cancel the exchange-side work: the request runs to its outcome, which is logged.
+
+Shutdown (``stop`` set): accepting stops; requests that arrive now are answered ``shutting_down``; cancels in
+flight get *shutdown_grace* seconds; then the command channel closes, so the account router answers whatever
+is left ``shutting_down`` too, and every client gets its last answers before its connection closes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import partial
+
+import attrs
+import structlog
+import trio
+
+from bfxd.actors.api import AccountClient
+from bfxd.actors.messages import NotificationWatchEvent, OfferWatchEvent, WatcherCutOff
+from bfxd.actors.requests import Answer, run_request
+from bfxd.protocol import client_wire as wire
+from bfxd.protocol.client_wire import CancelAllRequest, CancelRequest, LineBuffer, LineTooLong, WatchRequest
+from bfxd.unix_socket import PeerCred, peer_credentials
+
+log = structlog.get_logger()
+
+_RECEIVE_BYTES = 64 * 1024
+
+
+@attrs.frozen
+class InboxSettings:
+    allowed_uids: tuple[int, ...] = ()
+    max_clients: int = 1024
+    request_timeout: float = 10.0
+    shutdown_grace: float = 3.0
+    # Answers waiting for a slow reader; beyond it the client's own requests wait (backpressure on it alone).
+    client_buffer: int = 256
+    # Requests one client may have in flight; more are read only as earlier ones finish.
+    max_inflight: int = 1024
+    # Watch events buffered per watcher before it counts as lagging and is cut off.
+    watch_buffer: int = 1024
+    # How long a stopping daemon waits for clients to read their last answers.
+    flush_timeout: float = 2.0
+
+
+async def run_inbox(
+    listener: trio.SocketListener,
+    *,
+    account: AccountClient,
+    commands: trio.MemorySendChannel[object],
+    settings: InboxSettings,
+    stop: trio.Event,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve clients until *stop* is set and every request has its answer; then close *commands*."""
+    inbox = _Inbox(account, settings, stop)
+    async with commands:  # closing it after the drain tells the router no more work will come
+        structlog.contextvars.bind_contextvars(actor="inbox")
+        async with trio.open_nursery() as clients:
+            async with trio.open_nursery() as accepting:
+                await accepting.start(partial(trio.serve_listeners, inbox.serve_client, [listener],
+                                              handler_nursery=clients))
+                task_status.started()
+                await stop.wait()
+                accepting.cancel_scope.cancel()
+            log.info("inbox.stopped_accepting", clients=inbox.clients, inflight_cancels=inbox.inflight_cancels)
+            with trio.move_on_after(settings.shutdown_grace):
+                await inbox.wait_cancels_done()
+            await commands.aclose()  # the router answers what is left ShuttingDown and ends the watches
+            inbox.stop_reading()
+            clients.cancel_scope.deadline = trio.current_time() + settings.flush_timeout  # backstop
+
+
+class _Inbox:
+    def __init__(self, account: AccountClient, settings: InboxSettings, stop: trio.Event) -> None:
+        self.account, self.settings, self.stop = account, settings, stop
+        self.client_ids = itertools.count(1)
+        self.clients = 0
+        self.inflight_cancels = 0
+        self._cancels_done = trio.Event()
+        self._reader_scopes: set[trio.CancelScope] = set()
+
+    async def wait_cancels_done(self) -> None:
+        while self.inflight_cancels:
+            await self._cancels_done.wait()
+
+    def stop_reading(self) -> None:
+        """Stopping: read no more requests; each client gets its last answers, then its connection closes."""
+        for scope in list(self._reader_scopes):
+            scope.cancel()
+
+    async def serve_client(self, stream: trio.SocketStream) -> None:
+        client_id = next(self.client_ids)
+        try:
+            peer = peer_credentials(stream.socket)
+        except OSError:
+            peer = PeerCred(-1, -1, -1)
+        with structlog.contextvars.bound_contextvars(client_id=client_id, peer_pid=peer.pid, peer_uid=peer.uid,
+                                                     peer_gid=peer.gid):
+            self.clients += 1
+            log.info("client.connected")
+            try:
+                async with stream:
+                    await self._serve(stream, client_id, peer)
+            except Exception as exc:  # one misbehaving client must not take the daemon down
+                log.warning("client.error", error=f"{type(exc).__name__}: {exc}", exc_info=True)
+            finally:
+                self.clients -= 1
+                log.info("client.disconnected")
+
+    async def _serve(self, stream: trio.SocketStream, client_id: int, peer: PeerCred) -> None:
+        refusal = None
+        if self.clients > self.settings.max_clients:
+            refusal = wire.error_line(None, None, wire.BUSY, f"too many clients ({self.settings.max_clients})")
+        elif self.settings.allowed_uids and peer.uid not in self.settings.allowed_uids:
+            refusal = wire.error_line(None, None, wire.FORBIDDEN, f"uid {peer.uid} may not use this daemon")
+        elif self.stop.is_set():
+            refusal = wire.error_line(None, None, wire.SHUTTING_DOWN, "the daemon is stopping")
+        if refusal is not None:
+            log.warning("client.refused", reason=refusal.decode().strip())
+            with trio.move_on_after(1):
+                await stream.send_all(refusal)
+            return
+        # request tasks → writer. Bounded: a client that does not read stalls only its own requests.
+        out_in, out = trio.open_memory_channel[bytes](self.settings.client_buffer)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_write_lines, stream, out)
+            async with out_in:
+                await self._read_requests(stream, client_id, out_in)
+
+    async def _read_requests(self, stream, client_id, out_in) -> None:  # type: ignore[no-untyped-def]
+        buffer, request_numbers = LineBuffer(), itertools.count(1)
+        inflight = trio.Semaphore(self.settings.max_inflight)
+        reading = trio.CancelScope()
+        self._reader_scopes.add(reading)
+        watches: set[trio.CancelScope] = set()  # this client's watches end when it leaves
+        try:
+            async with trio.open_nursery() as requests:
+                with reading:
+                    await self._read_lines(stream, buffer, inflight, requests, client_id, request_numbers, out_in,
+                                           watches)
+                for scope in watches:
+                    scope.cancel()
+        finally:
+            self._reader_scopes.discard(reading)
+
+    async def _read_lines(self, stream, buffer, inflight, requests, client_id, numbers, out_in, watches) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                chunk = await stream.receive_some(_RECEIVE_BYTES)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                chunk = b""
+            if not chunk:
+                return  # the client left; its requests still run to their outcomes
+            buffer.feed(chunk)
+            try:
+                while (line := buffer.next_line()) is not None:
+                    await inflight.acquire()
+                    request_id = f"{client_id}.{next(numbers)}"
+                    requests.start_soon(self._handle_line, line, request_id, out_in.clone(), inflight, watches)
+            except LineTooLong as exc:
+                log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
+                await _send(out_in, wire.error_line(None, None, wire.BAD_REQUEST, f"{exc}; closing the connection"))
+                return
+
+    async def _handle_line(self, line, request_id, out, inflight, watches) -> None:  # type: ignore[no-untyped-def]
+        async with out:
+            try:
+                with structlog.contextvars.bound_contextvars(request_id=request_id):
+                    await self._handle(line, request_id, out, watches)
+            finally:
+                inflight.release()
+
+    async def _handle(self, line: bytes, request_id: str, out, watches: set[trio.CancelScope]) -> None:  # type: ignore[no-untyped-def]
+        try:
+            request = wire.parse_request(line)
+        except wire.RequestRejected as exc:
+            log.info("command.rejected", error=exc.error_type, reason=exc.message, op=exc.op, ref=exc.ref)
+            await _send(out, wire.rejection_line(exc))
+            return
+        fields = {"op": request.op, "ref": request.ref}
+        if isinstance(request, CancelRequest):
+            fields["offer_id"] = request.offer_id
+        if isinstance(request, (CancelRequest, CancelAllRequest)) and request.timeout is not None:
+            fields["timeout_s"] = request.timeout
+        log.info("command.received", **fields)
+        started = trio.current_time()
+        if self.stop.is_set():
+            answer = Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"),
+                            wire.SHUTTING_DOWN)
+        elif isinstance(request, WatchRequest):
+            with trio.CancelScope() as scope:
+                watches.add(scope)
+                try:
+                    await self._watch(request, out)
+                finally:
+                    watches.discard(scope)
+            return
+        else:
+            answer = await self._run(request, request_id)
+        log.info("command.completed", **fields, outcome=answer.outcome,
+                 latency_ms=round((trio.current_time() - started) * 1000, 3), **answer.fields)
+        await _send(out, answer.line)
+
+    async def _run(self, request: wire.Request, request_id: str) -> Answer:
+        is_cancel = isinstance(request, (CancelRequest, CancelAllRequest))
+        if is_cancel:
+            self.inflight_cancels += 1
+        try:
+            return await run_request(request, account=self.account, request_id=request_id,
+                                     default_timeout=self.settings.request_timeout)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):  # the router has gone: stopping
+            return Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"),
+                          wire.SHUTTING_DOWN)
+        finally:
+            if is_cancel:
+                self.inflight_cancels -= 1
+                if not self.inflight_cancels:
+                    self._cancels_done.set()
+                    self._cancels_done = trio.Event()
+
+    async def _watch(self, request: WatchRequest, out) -> None:  # type: ignore[no-untyped-def]
+        try:
+            events = await self.account.subscribe(self.settings.watch_buffer)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            await _send(out, wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"))
+            return
+        log.info("command.completed", op=request.op, ref=request.ref, outcome="ok", streaming=True)
+        await _send(out, wire.answer_line(request.op, request.ref))
+        with events:
+            async with trio.open_nursery() as streams:
+                streams.start_soon(self._forward_states, out)
+                reason = await _forward_events(events, out)
+                streams.cancel_scope.cancel()
+        # Reached only when the router ended the watch (lagging, stopping); a client that left cancels us.
+        log.info("watch.ended", reason=reason)
+        await _send(out, wire.event_line("watch_ended", reason=reason))
+
+    async def _forward_states(self, out) -> None:  # type: ignore[no-untyped-def]
+        board = self.account.board
+        version = board.snapshot().version
+        while True:
+            await board.wait_changed(version)
+            snapshot = board.snapshot()
+            version = snapshot.version
+            await _send(out, wire.event_line("state", state=snapshot.state, detail=snapshot.detail,
+                                             since=round(snapshot.since, 3)))
+
+
+async def _forward_events(events: trio.MemoryReceiveChannel, out) -> str:  # type: ignore[no-untyped-def]
+    async for event in events:
+        if isinstance(event, OfferWatchEvent):
+            line = wire.event_line("offer", action=event.change.action, offer=event.change.offer.to_json())
+        elif isinstance(event, NotificationWatchEvent):
+            note = event.notification
+            line = wire.event_line("notification", type=note.type, status=note.status, text=note.text,
+                                   mts=note.mts, offer_id=note.offer_id,
+                                   offer=note.offer.to_json() if note.offer is not None else None)
+        else:
+            assert isinstance(event, WatcherCutOff)
+            return event.reason
+        await _send(out, line)
+    return "lagging: events came faster than this client read them"
+
+
+async def _send(out: trio.MemorySendChannel[bytes], line: bytes) -> None:
+    try:
+        await out.send(line)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the client left; the outcome is in the log
+
+
+async def _write_lines(stream: trio.SocketStream, lines: trio.MemoryReceiveChannel[bytes]) -> None:
+    """The only writer of this client's socket. Batches whatever is queued into one send."""
+    async with lines:
+        async for line in lines:
+            batch = [line]
+            while len(batch) < 64:
+                try:
+                    batch.append(lines.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            try:
+                await stream.send_all(b"".join(batch))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return  # the client left; request tasks see a closed channel and only log

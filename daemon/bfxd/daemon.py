@@ -1,0 +1,139 @@
+"""The daemon: every actor in one nursery, the channels between inbox and exchange side, and the stop sequence.
+
+Start-up: the socket is bound first (so a second daemon is refused before anything else happens), then the
+exchange side and the inbox start, then systemd hears ``READY=1``: clients may connect while the exchange is
+still connecting; their requests wait for a ready session within their deadlines.
+
+Stop (``stop`` set by a signal): the board says ``stopping``, systemd hears ``STOPPING=1``, the inbox stops
+accepting and drains (inbox.py), which ends the command channel; the account router answers what is left and
+returns; the link closes with a close frame. A backstop deadline cancels whatever is still running after that.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import structlog
+import trio
+
+from bfxd.actors.api import AccountClient
+from bfxd.actors.auth import AuthSettings
+from bfxd.actors.connection import LinkSettings
+from bfxd.actors.inbox import InboxSettings, run_inbox
+from bfxd.actors.messages import AccountCommand
+from bfxd.actors.session import SessionBoard
+from bfxd.config import Config
+from bfxd.credentials import Credentials
+from bfxd.exchange import run_exchange_side
+from bfxd.systemd import Notifier, run_watchdog
+from bfxd.unix_socket import open_unix_listener
+
+log = structlog.get_logger()
+
+# How long the router may take to answer the watchdog's probe before it counts as wedged.
+_PROBE_BUDGET_S = 1.0
+# Added to the drain periods before the backstop cancels the stop sequence.
+_STOP_SLACK_S = 5.0
+
+
+def link_settings(config: Config) -> LinkSettings:
+    return LinkSettings(
+        url=config.exchange.url,
+        connect_timeout=config.exchange.connect_timeout,
+        heartbeat_timeout=config.exchange.heartbeat_timeout,
+        initial_delay=config.reconnect.initial_delay,
+        max_delay=config.reconnect.max_delay,
+    )
+
+
+async def run_daemon(
+    config: Config,
+    credentials: Credentials,
+    *,
+    stop: trio.Event,
+    notifier: Notifier | None = None,
+    watchdog_period: float | None = None,
+    link: LinkSettings | None = None,
+    task_status: trio.TaskStatus[SessionBoard] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until *stop* is set and everything has drained. ``task_status.started`` once the socket listens.
+
+    *link* replaces the link settings derived from *config* (tests relax the connection rate guard with it).
+    """
+    notifier = notifier or Notifier(env={})
+    board = SessionBoard()
+    listener = open_unix_listener(config.socket.path, mode=config.socket.mode)
+    # inbox → account router. 0: a request task waits until the router has taken its command; the router
+    # never blocks, so this is a hand-over, and the backpressure when many clients cancel at once.
+    commands_in, commands_out = trio.open_memory_channel[AccountCommand](0)
+    account = AccountClient(commands_in, board)
+    inbox_settings = InboxSettings(
+        allowed_uids=config.socket.allowed_uids,
+        max_clients=config.socket.max_clients,
+        request_timeout=config.requests.timeout,
+        shutdown_grace=config.requests.shutdown_grace,
+    )
+    auth_settings = AuthSettings(
+        api_key=credentials.api_key, api_secret=credentials.api_secret,
+        auth_timeout=config.exchange.auth_timeout, retry_delay=config.reconnect.max_delay,
+    )
+    inbox_exited = trio.Event()  # the watchdog withholds pings once the inbox is gone
+
+    async def probe() -> list[str]:
+        stale = ["inbox"] if inbox_exited.is_set() else []
+        with trio.move_on_after(_PROBE_BUDGET_S) as scope:
+            await account.probe()
+        return [*stale, "account"] if scope.cancelled_caught else stale
+
+    async with trio.open_nursery() as helpers:
+        helpers.start_soon(_publish_status, board, notifier)
+        if watchdog_period is not None and notifier.enabled:
+            await helpers.start(partial(run_watchdog, notifier, period=watchdog_period, probe=probe))
+        async with trio.open_nursery() as core:
+            await core.start(partial(run_exchange_side, link=link or link_settings(config), auth=auth_settings,
+                                     board=board, commands=commands_out))
+            await core.start(_run_then_set, partial(
+                run_inbox, listener, account=account, commands=commands_in, settings=inbox_settings, stop=stop),
+                inbox_exited)
+            notifier.ready(_status_line(board))
+            log.info("daemon.ready", socket=str(config.socket.path), url=config.exchange.url,
+                     key_fingerprint=credentials.api_key.fingerprint(), credentials=credentials.source)
+            task_status.started(board)
+            await stop.wait()
+            board.set_state("stopping")
+            notifier.stopping()
+            core.cancel_scope.deadline = trio.current_time() + (
+                config.requests.shutdown_grace + inbox_settings.flush_timeout + _STOP_SLACK_S)
+        helpers.cancel_scope.cancel()
+    _unlink_quietly(config.socket.path)
+    log.info("daemon.stopped")
+
+
+async def _run_then_set(run, done: trio.Event, *, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+    try:
+        await run(task_status=task_status)
+    finally:
+        done.set()
+
+
+def _status_line(board: SessionBoard) -> str:
+    snap = board.snapshot()
+    text = f"{snap.state}, {snap.offers} offers, {snap.pending} pending"
+    return f"{text} ({snap.detail})" if snap.detail else text
+
+
+async def _publish_status(board: SessionBoard, notifier: Notifier) -> None:
+    """STATUS= follows the session state (on changes only, not on every tick)."""
+    version = board.snapshot().version
+    while True:
+        await board.wait_changed(version)
+        version = board.snapshot().version
+        notifier.status(_status_line(board))
+        log.info("daemon.state", state=board.state, detail=board.snapshot().detail)
+
+
+def _unlink_quietly(path) -> None:  # type: ignore[no-untyped-def]
+    try:
+        path.unlink()
+    except OSError:
+        pass
