@@ -86,3 +86,8 @@ class LineClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+# Helpers named test_* are not tests.
+test_credentials.__test__ = False  # type: ignore[attr-defined]
+test_config.__test__ = False  # type: ignore[attr-defined]
