@@ -39,8 +39,7 @@ class Rig:
     async def wait_synced(self) -> None:
         """Until the book holds the simulator's offers (the fos snapshot follows the auth answer)."""
         with trio.fail_after(GUARD_S):
-            while self.board.offers != len(self.sim.offers):
-                await trio.sleep(0.01)  # bounded poll under the guard: the board has no "synced" event
+            await self.board.wait_until(lambda board: board.offers == len(self.sim.offers))
 
     async def cancel(self, offer_id: int, *, within: float = GUARD_S, request_id: str = "t") -> object:
         return await self.account.cancel(offer_id, request_id=request_id, deadline=trio.current_time() + within)
@@ -249,8 +248,7 @@ async def test_lost_answer_times_out_with_outcome_unknown(rig: Rig) -> None:
     rig.sim.lose_inputs(1)
     assert await rig.cancel(min(rig.sim.offers), within=0.5) == TimedOut()
     with trio.fail_after(GUARD_S):
-        while rig.board.pending:
-            await trio.sleep(0.05)  # the router's sweep runs every second: bounded poll, guarded
+        await rig.board.wait_until(lambda board: board.pending == 0)  # the router's sweep, within a second
 
 
 async def test_stalled_link_is_detected_and_replaced(nursery: trio.Nursery) -> None:

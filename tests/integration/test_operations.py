@@ -56,11 +56,11 @@ def systemd(socket_dir: Path) -> Iterator[FakeSystemd]:
 def test_demo_walkthrough_runs_offline_and_exits_0() -> None:
     """``bfxd demo --walkthrough`` tours every command against the simulator and exits 0."""
     done = subprocess.run([*BFXD, "demo", "--walkthrough"], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     for expected in ("$ bfxctl status", "state:", "ready", "$ bfxctl offers", "cancelled",
                      "refused (ERROR)", "watch:", "$ bfxctl cancel-all", "command.completed", "Walkthrough complete"):
-        assert expected in out
+        assert expected in out, out
 
 
 async def test_secret_and_signatures_never_reach_any_output(nursery: trio.Nursery, socket_dir: Path) -> None:
@@ -148,8 +148,8 @@ def test_loose_secret_file_exits_78(socket_dir: Path) -> None:
     os.chmod(socket_dir / "key", 0o600)
     os.chmod(socket_dir / "secret", 0o644)
     config = socket_dir / "bfxd.toml"
-    config.write_text(f'[exchange]\napi_key_file = "{socket_dir / "key"}"\napi_secret_file = "{socket_dir / "secret"}"\n'
-                      f'[socket]\npath = "{socket_dir / "bfxd.sock"}"\n')
+    config.write_text(f'[exchange]\napi_key_file = "{socket_dir / "key"}"\n'
+                      f'api_secret_file = "{socket_dir / "secret"}"\n[socket]\npath = "{socket_dir / "bfxd.sock"}"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("BFXD_API")}
     done = subprocess.run([*BFXD, "run", "-c", str(config)], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 78

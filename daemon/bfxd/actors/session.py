@@ -63,10 +63,11 @@ class SessionBoard:
         self._detail: str | None = None
         self._version = 0
         self._changed = trio.Event()
+        self._touched = trio.Event()  # any change at all, counters included (see wait_until)
         self.user_id: int | None = None
-        self.reconnects = 0
-        self.pending = 0
-        self.offers = 0
+        self._reconnects = 0
+        self._pending = 0
+        self._offers = 0
         self._last_frame_at: float | None = None
 
     @property
@@ -76,6 +77,39 @@ class SessionBoard:
     @property
     def ready(self) -> bool:
         return self._state == "ready"
+
+    @property
+    def reconnects(self) -> int:
+        return self._reconnects
+
+    @reconnects.setter
+    def reconnects(self, value: int) -> None:
+        self._reconnects = value
+        self._touch()
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    @pending.setter
+    def pending(self, value: int) -> None:
+        self._pending = value
+        self._touch()
+
+    @property
+    def offers(self) -> int:
+        return self._offers
+
+    @offers.setter
+    def offers(self, value: int) -> None:
+        self._offers = value
+        self._touch()
+
+    def _touch(self) -> None:
+        # Only when someone waits: counters change on every cancel, and an Event per change would be waste.
+        if self._touched.statistics().tasks_waiting:
+            self._touched.set()
+            self._touched = trio.Event()
 
     def set_state(self, state: State, detail: str | None = None) -> None:
         """Move to *state*; waiters wake. Once ``stopping``, the board stays there."""
@@ -89,6 +123,7 @@ class SessionBoard:
         # trio.Event cannot be cleared: wake the current waiters and give later ones a fresh event.
         self._changed.set()
         self._changed = trio.Event()
+        self._touch()
 
     def note_frame(self) -> None:
         self._last_frame_at = trio.current_time()
@@ -105,6 +140,11 @@ class SessionBoard:
         """Return once the state changed after *since_version* (at once if it already has)."""
         while self._version == since_version:
             await self._changed.wait()
+
+    async def wait_until(self, predicate: Callable[[SessionBoard], bool]) -> None:
+        """Return once *predicate(board)* holds; it is checked after every change, counters included."""
+        while not predicate(self):
+            await self._touched.wait()
 
     async def wait_ready(self) -> None:
         while self._state != "ready":
