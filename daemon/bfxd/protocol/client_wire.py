@@ -167,7 +167,8 @@ def _symbol(msg: dict[str, Any]) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _SYMBOL.fullmatch(value):
-        raise RequestRejected(BAD_REQUEST, f"'symbol' must be a funding symbol such as \"fUSD\", got {excerpt(value, 40)}")
+        raise RequestRejected(BAD_REQUEST,
+                              f"'symbol' must be a funding symbol such as \"fUSD\", got {excerpt(value, 40)}")
     return value
 
 

@@ -8,6 +8,7 @@ a short excerpt of the offending value, never a whole frame (an auth frame holds
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -52,13 +53,26 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 is valid JSON syntax, but Python reads it as inf
+        raise ValueError("number out of range")
+    return value
+
+
 def load_json(text: str | bytes, *, quote: bool = True) -> Any:
     """Parse strict JSON (no NaN/Infinity); any failure is a RemoteProtocolError.
 
     *quote* puts an excerpt of the text in the message; pass False for text that may carry a signature.
     """
+    if isinstance(text, (bytes, bytearray)):
+        # Strict UTF-8: json.loads would also take UTF-16/32 and UTF-8-encoded surrogates ("surrogatepass").
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise RemoteProtocolError(f"frame is not valid UTF-8 ({len(text)} bytes)") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         shown = excerpt(text) if quote else f"{len(text)} characters"
         raise RemoteProtocolError(f"frame is not valid JSON: {shown}") from None if not quote else exc
@@ -255,7 +269,8 @@ def decode_client_frame(text: str | bytes) -> ClientEvent:
             flags = _opt_int(msg, "flags")
             return ConfRequest(flags=flags or 0)
         raise RemoteProtocolError(f"unexpected event {excerpt(name)}")
-    if isinstance(msg, list) and len(msg) >= 4 and msg[0] == 0 and isinstance(msg[1], str):
+    on_account = isinstance(msg, list) and len(msg) >= 4 and _is_int(msg[0]) and msg[0] == 0
+    if on_account and isinstance(msg[1], str):
         kind, payload = msg[1], msg[3]
         if kind == "foc":
             offer_id = payload.get("id") if isinstance(payload, dict) else None

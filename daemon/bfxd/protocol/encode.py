@@ -40,8 +40,8 @@ def auth_frame(
     dms: int | None = None,
 ) -> str:
     """The auth frame. Its text holds a signature: send it, never log it."""
-    if not 0 < nonce <= MAX_NONCE:
-        raise LocalProtocolError(f"auth nonce out of range: {nonce}")
+    if isinstance(nonce, bool) or not isinstance(nonce, int) or not 0 < nonce <= MAX_NONCE:
+        raise LocalProtocolError(f"auth nonce must be an integer in [1, 2**53 - 1], got {nonce!r}")
     payload = f"AUTH{nonce}"
     frame: dict[str, Any] = {
         "event": "auth",
