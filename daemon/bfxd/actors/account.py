@@ -105,7 +105,10 @@ class AccountRouter:
         self.book = OfferBook()
         self._frames = frames
         self._pending: dict[int, _Pending] = {}
-        self._unanswered: dict[int, None] = {}  # offer ids with a foc on the ready link, oldest first
+        # (generation, offer id) of every foc frame on the current link not answered yet, oldest first. Frames
+        # whose requesters left stay in line: their answers still come, in order, and must not be taken for
+        # the answer to a younger frame.
+        self._unanswered: deque[tuple[int, int]] = deque()
         self._ready_generation: int | None = None
         self._last_dead_generation = 0
         self._watchers: list[trio.MemorySendChannel[WatchEvent]] = []
@@ -207,14 +210,16 @@ class AccountRouter:
             return
         offer_id = note.offer_id
         matched_by = "offer_id"
-        if offer_id is None and generation == self._ready_generation and self._unanswered:
-            offer_id, matched_by = next(iter(self._unanswered)), "order"
+        if offer_id is None:
+            # the current link, not only the ready one: during maintenance the link and its queue live on
+            if self._unanswered and self._unanswered[0][0] == generation:
+                offer_id, matched_by = self._unanswered.popleft()[1], "order"
+        elif (generation, offer_id) in self._unanswered:
+            self._unanswered.remove((generation, offer_id))
         entry = self._pending.get(offer_id) if offer_id is not None else None
         log.info("notification.received", type=note.type, status=note.status, text=note.text,
                  offer_id=offer_id, matched_by=matched_by if entry else None,
                  request_ids=entry.request_ids if entry else [])
-        if offer_id is not None:
-            self._unanswered.pop(offer_id, None)
         if entry is not None:
             self._settle(entry, Answered(note))
 
@@ -234,8 +239,10 @@ class AccountRouter:
     def _send_cancel(self, entry: _Pending) -> None:
         generation = self._ready_generation
         assert generation is not None
+        if not self._prune(entry):
+            return  # every requester left (NotReady promised them no frame would go out): send nothing
         entry.sent_on = generation
-        self._unanswered[entry.offer_id] = None
+        self._unanswered.append((generation, entry.offer_id))
         frame = OutboundFrame(generation, cancel_offer_frame(entry.offer_id), "foc",
                               {"offer_id": entry.offer_id, "request_ids": list(entry.request_ids)})
         self._send_frame(frame)
@@ -266,19 +273,25 @@ class AccountRouter:
     def sweep(self) -> None:
         """Forget requesters that left (deadline or disconnect); drop entries nobody waits for any more."""
         for entry in list(self._pending.values()):
-            alive = [r for r in entry.replies if r.statistics().open_receive_channels > 0]
-            if len(alive) == len(entry.replies):
-                continue
+            self._prune(entry)
+        self.board.pending = len(self._pending)
+
+    def _prune(self, entry: _Pending) -> bool:
+        """Forget the requesters of *entry* that left; drop the entry if none is left. True if one still waits."""
+        alive = [r for r in entry.replies if r.statistics().open_receive_channels > 0]
+        if len(alive) < len(entry.replies):
             for reply in entry.replies:
                 if reply not in alive:
                     reply.close()
             entry.replies = alive
-            if not alive:
-                del self._pending[entry.offer_id]
-                self._unanswered.pop(entry.offer_id, None)
-                log.info("cancel.abandoned", offer_id=entry.offer_id, request_ids=entry.request_ids,
-                         frame_sent=entry.announced)
-        self.board.pending = len(self._pending)
+        if alive:
+            return True
+        if self._pending.get(entry.offer_id) is entry:
+            del self._pending[entry.offer_id]
+            self.board.pending = len(self._pending)
+            log.info("cancel.abandoned", offer_id=entry.offer_id, request_ids=entry.request_ids,
+                     frame_sent=entry.announced)
+        return False
 
     def _broadcast(self, event: WatchEvent) -> None:
         for watcher in list(self._watchers):

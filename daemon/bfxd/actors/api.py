@@ -64,6 +64,16 @@ class AccountClient:
                         continue
                     return progress
                 return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
+            # The deadline may strike after the router delivered but before we read: what is already in the
+            # channel counts (FrameSent means the frame did go out; an outcome is the answer).
+            while True:
+                try:
+                    progress = replies.receive_nowait()
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+                if not isinstance(progress, FrameSent):
+                    return progress
+                sent = True
         return TimedOut() if sent else NotReady()
 
     async def offers(self, symbol: str | None = None) -> list[FundingOffer]:
