@@ -103,7 +103,8 @@ class Router:
         await trio.testing.wait_all_tasks_blocked()
 
     async def ready(self, generation: int) -> None:
-        await self.send(SessionReady(generation))
+        """Link *generation* authenticated and synchronised (the example fos snapshot): the router is ready."""
+        await self.send(SessionReady(generation), FromLink(generation, frame_event("fos-snapshot")))
 
     async def cancel(self, offer_id: int, *, within: float) -> Request:
         """Start a cancel with a deadline *within* seconds from now; return once the router holds it."""
@@ -337,13 +338,13 @@ class TestInDoubt:
         request = await self._sent_then_link_lost(router)
         fresh = FromLink(2, frame_event("fos-snapshot"))
         if ready_first:
-            await router.ready(2)
+            await router.send(SessionReady(2))
             assert router.sent() == []  # in doubt: wait for the snapshot, never resend blindly
             await router.send(fresh)
         else:
             await router.send(fresh)
-            assert router.sent() == []  # still active, but link 2 is not ready yet
-            await router.ready(2)
+            assert router.sent() == []  # still active, but link 2 is not authenticated yet
+            await router.send(SessionReady(2))
         assert router.sent() == [(2, UST)]
         await router.send(FromLink(2, frame_event("fos-snapshot")), SessionReady(2))
         assert router.sent() == []
@@ -359,7 +360,7 @@ class TestInDoubt:
     ) -> None:
         """A fresh snapshot without the offer settles the in-doubt cancel NoLongerActive, with no resend."""
         request = await self._sent_then_link_lost(router)
-        await router.ready(2)
+        await router.send(SessionReady(2))
         await router.send(FromLink(2, snapshot(offer(USD))))
         assert request.result == NoLongerActive(UST)
         assert router.sent() == []
@@ -382,8 +383,26 @@ class TestInDoubt:
         await router.send(SessionHeld(1, "relinking"))
         await router.cancel(UST, within=60)
         assert router.sent() == []
-        await router.send(LinkDown(1, "relink"), SessionReady(2))
+        await router.send(LinkDown(1, "relink"))
+        await router.ready(2)
         assert router.sent() == [(2, UST)]
+
+
+class TestReadiness:
+    @pytest.mark.parametrize("auth_first", [True, False])
+    async def test_ready_needs_auth_and_the_snapshot(
+        self, router: Router, autojump_clock: trio.testing.MockClock, auth_first: bool
+    ) -> None:
+        """The board says ready, and queued cancels go out, only once the link is authenticated and synced."""
+        request = await router.cancel(UST, within=60)
+        first, second = SessionReady(1), FromLink(1, frame_event("fos-snapshot"))
+        await router.send(*((first,) if auth_first else (second,)))
+        assert router.board.state != "ready"
+        assert router.sent() == []
+        await router.send(*((second,) if auth_first else (first,)))
+        assert router.board.state == "ready"
+        assert router.sent() == [(1, UST)]
+        assert not request.done
 
 
 class TestBook:
@@ -463,9 +482,9 @@ class TestShutdownAndBackpressure:
         async with trio.open_nursery() as nursery:
             harness.nursery = nursery
             await nursery.start(harness.run)
-            watcher = await harness.client.subscribe(4)
             waiting = await harness.cancel(UST, within=60)  # never sent: no session
             await harness.ready(1)
+            watcher = await harness.client.subscribe(4)  # after the snapshot: it sees only the cut-off
             sent = await harness.cancel(USD, within=60)
             unsent_too = await harness.cancel(OTHER, within=60)
             await harness.send(SessionHeld(1, "maintenance"))
@@ -493,7 +512,7 @@ class TestShutdownAndBackpressure:
         ids = [101, 102, 103, 104]
         requests = [await harness.cancel(i, within=60) for i in ids]
         start = trio.current_time()
-        assert await harness.client.offers() == []
+        assert {o.id for o in await harness.client.offers()} == {UST, USD}
         await harness.client.probe()
         assert trio.current_time() == start
         assert harness.board.pending == 4

@@ -123,11 +123,11 @@ class TestAuthFrame:
 
 class TestAuthAnswer:
     async def test_ok_makes_the_session_ready(self, auth: Auth, autojump_clock: trio.testing.MockClock) -> None:
-        """AuthOk moves the board to ready with the user id and tells the router SessionReady(gen)."""
+        """AuthOk records the user id and tells the router SessionReady(gen); "ready" is the router's to say."""
         await auth.link_up(3)
         await auth.send(FromLink(3, event("auth-ok")))
         assert auth.account.receive_nowait() == SessionReady(3)
-        assert (auth.board.state, auth.board.user_id) == ("ready", 1234567)
+        assert (auth.board.state, auth.board.user_id) == ("authenticating", 1234567)
         assert nothing_in(auth.relinks)
 
     async def test_refusal_waits_the_retry_delay(self, auth: Auth, autojump_clock: trio.testing.MockClock) -> None:
@@ -180,7 +180,7 @@ class TestAuthAnswer:
         await auth.send(FromLink(1, event("auth-ok")))
         await trio.sleep(1000)
         assert nothing_in(auth.relinks)
-        assert auth.board.state == "ready"
+        assert auth.account.receive_nowait() == SessionReady(1)
 
     async def test_link_down_cancels_the_timeout(self, auth: Auth, autojump_clock: trio.testing.MockClock) -> None:
         """A link that goes away before its answer gets no timeout relink."""

@@ -3,8 +3,10 @@
 Rules (the contract's "semantics that users rely on"):
 - One pending entry per offer id. A second cancel of the same offer joins the entry: one ``foc`` frame, every
   requester answered by the same notification.
-- A ``foc`` frame goes out only on a link the auth actor declared ready (``SessionReady``); until then the
-  entry waits, and the requester's own deadline bounds the wait.
+- The session is ``ready`` (the router says so on the board) once its link is both authenticated (the auth
+  actor's ``SessionReady``) and synchronised (its ``fos`` snapshot applied): only then do ``offers`` and
+  ``cancel_all`` see the live book. A ``foc`` frame goes out only on a ready link; until then the entry waits,
+  and the requester's own deadline bounds the wait.
 - A ``foc-req`` notification settles the entry of its offer id. One without an id settles the oldest
   unanswered ``foc`` of the current link: the exchange answers the inputs of one connection in order.
   A notification reaches only the requesters of its offer (and the watchers, who asked for everything).
@@ -109,7 +111,9 @@ class AccountRouter:
         # whose requesters left stay in line: their answers still come, in order, and must not be taken for
         # the answer to a younger frame.
         self._unanswered: deque[tuple[int, int]] = deque()
-        self._ready_generation: int | None = None
+        self._ready_generation: int | None = None  # the link inputs may go out on: authenticated and synced
+        self._authenticated_generation: int | None = None
+        self._synced_generation: int | None = None  # the link whose fos snapshot the book holds
         self._last_dead_generation = 0
         self._watchers: list[trio.MemorySendChannel[WatchEvent]] = []
         self._backlog: deque[OutboundFrame] = deque()
@@ -175,16 +179,14 @@ class AccountRouter:
         elif isinstance(message, SessionReady):
             if message.generation <= self._last_dead_generation:
                 return  # that link died while auth was announcing it
-            self._ready_generation = message.generation
-            for entry in list(self._pending.values()):
-                if entry.sent_on is None and not entry.in_doubt:
-                    self._send_cancel(entry)
+            self._authenticated_generation = message.generation
+            self._become_ready_if_synced()
         elif isinstance(message, SessionHeld):
-            if message.generation == self._ready_generation:
-                self._ready_generation = None
+            if message.generation == self._authenticated_generation:
+                self._authenticated_generation = self._ready_generation = None
         elif isinstance(message, LinkDown):
             self._last_dead_generation = max(self._last_dead_generation, message.generation)
-            self._ready_generation = None
+            self._ready_generation = self._authenticated_generation = self._synced_generation = None
             self._unanswered.clear()
             for entry in self._pending.values():
                 if entry.sent_on is not None:
@@ -199,8 +201,20 @@ class AccountRouter:
                          status=change.offer.status, amount=change.offer.amount, rate=change.offer.rate)
                 self._broadcast(OfferWatchEvent(change))
             self.board.offers = len(self.book)
-            if isinstance(event, OffersSnapshot):
-                self._settle_in_doubt(generation)
+            if isinstance(event, OffersSnapshot) and generation > self._last_dead_generation:
+                self._synced_generation = generation
+                self._settle_in_doubt()
+                self._become_ready_if_synced()
+
+    def _become_ready_if_synced(self) -> None:
+        generation = self._authenticated_generation
+        if generation is None or generation != self._synced_generation or generation == self._ready_generation:
+            return
+        self._ready_generation = generation
+        self.board.set_state("ready")
+        for entry in list(self._pending.values()):
+            if entry.sent_on is None and not entry.in_doubt:
+                self._send_cancel(entry)
 
     def _on_notification(self, generation: int, note: Notification) -> None:
         self._broadcast(NotificationWatchEvent(note))
@@ -223,12 +237,13 @@ class AccountRouter:
         if entry is not None:
             self._settle(entry, Answered(note))
 
-    def _settle_in_doubt(self, generation: int) -> None:
+    def _settle_in_doubt(self) -> None:
+        """After a fresh snapshot: still active → queued to be sent again once ready; gone → NoLongerActive."""
         for entry in [e for e in self._pending.values() if e.in_doubt]:
             if entry.offer_id in self.book:
                 entry.in_doubt = False
                 log.info("cancel.resend", offer_id=entry.offer_id, request_ids=entry.request_ids)
-                if self._ready_generation == generation:
+                if self._ready_generation is not None:
                     self._send_cancel(entry)
             else:
                 log.info("cancel.settled_by_snapshot", offer_id=entry.offer_id, request_ids=entry.request_ids)

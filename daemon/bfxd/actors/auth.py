@@ -1,8 +1,8 @@
 """The auth actor: authenticates every new link and decides when inputs may flow.
 
 Per link: on ``LinkUp`` it sends the auth frame with a fresh nonce and waits for the answer under
-*auth_timeout*. ``OK`` → ``ready`` (or ``maintenance`` if the exchange said so), and the account router is told
-inputs may be sent on this link. ``FAILED`` → ``auth_failed`` and a new link after *retry_delay* (the backoff
+*auth_timeout*. ``OK`` → the account router is told inputs may be sent on this link (it declares the session
+``ready`` once the link's offer snapshot is applied), or ``maintenance`` if the exchange said so. ``FAILED`` → ``auth_failed`` and a new link after *retry_delay* (the backoff
 ceiling: never a hot loop). A nonce error → a new link at once with a nonce pushed well past the refused one.
 Info 20060 (or a greeting with platform status 0) holds inputs; 20061 replaces the link, which re-authenticates
 and brings a fresh snapshot: the resynchronisation the exchange advises. Messages about earlier links are
@@ -156,7 +156,7 @@ class _Auth:
             self.board.set_state("maintenance", "exchange maintenance")
             await self.to_account.send(SessionHeld(self.generation, "maintenance"))
         else:
-            self.board.set_state("ready")
+            # "ready" is the router's word: it waits for this link's fos snapshot too (account.py).
             await self.to_account.send(SessionReady(self.generation))
 
     async def _auth_failed(self, event: AuthFailed) -> None:

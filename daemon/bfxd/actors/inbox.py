@@ -32,6 +32,7 @@ from bfxd.unix_socket import PeerCred, peer_credentials
 log = structlog.get_logger()
 
 _RECEIVE_BYTES = 64 * 1024
+_LINGER_S = 1.0  # how long a closing connection keeps reading (and discarding) for the client to close first
 
 
 @attrs.frozen
@@ -109,6 +110,7 @@ class _Inbox:
             try:
                 async with stream:
                     await self._serve(stream, client_id, peer)
+                    await _linger(stream)
             except Exception as exc:  # one misbehaving client must not take the daemon down
                 log.warning("client.error", error=f"{type(exc).__name__}: {exc}", exc_info=True)
             finally:
@@ -146,8 +148,11 @@ class _Inbox:
                 with reading:
                     await self._read_lines(stream, buffer, inflight, requests, client_id, request_numbers, out_in,
                                            watches)
-                for scope in watches:
-                    scope.cancel()
+                if not reading.cancelled_caught:  # the client left: its watches end now
+                    for scope in watches:
+                        scope.cancel()
+                # else stopping: the router ends each watch (watch_ended, "daemon stopping") after the events it
+                # still holds; the clients' backstop deadline covers a watcher that does not read them.
         finally:
             self._reader_scopes.discard(reading)
 
@@ -275,6 +280,22 @@ async def _send(out: trio.MemorySendChannel[bytes], line: bytes) -> None:
         await out.send(line)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the client left; the outcome is in the log
+
+
+async def _linger(stream: trio.SocketStream) -> None:
+    """Close gently: half-close, then discard what the client still sends until it closes (bounded in time).
+
+    Closing a socket with unread input resets the connection: the client's next read fails (ECONNRESET) instead
+    of seeing the end, and its writes fail (EPIPE), so a client that sends before reading may never read our
+    last answer (busy, forbidden, a line over 64 KiB).
+    """
+    with trio.move_on_after(_LINGER_S):
+        try:
+            await stream.send_eof()
+            while await stream.receive_some(_RECEIVE_BYTES):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
 
 async def _write_lines(stream: trio.SocketStream, lines: trio.MemoryReceiveChannel[bytes]) -> None:

@@ -84,6 +84,13 @@ async def run_request(
 async def _cancel_all(
     request: CancelAllRequest, *, account: AccountClient, request_id: str, deadline: float, wait: float
 ) -> Answer:
+    # The book is known only on a ready session: wait for one, as a cancel does. Without one, an empty book
+    # would read as "nothing to cancel", ok.
+    with trio.move_on_at(deadline):
+        await account.board.wait_ready()
+    if not account.board.ready:
+        return Answer(wire.error_line(request.op, request.ref, wire.NOT_READY, f"no authenticated exchange session "
+                                      f"within {wait:g} s; nothing was cancelled"), wire.NOT_READY)
     offers = await account.offers(request.symbol)
     results: list[dict[str, Any]] = [{}] * len(offers)
 

@@ -11,8 +11,8 @@ States and who moves them::
     any state ──(SIGTERM)──▶ stopping
 
 The connection actor writes connecting / backoff and the link counters, the auth actor authenticating /
-ready / maintenance / auth_failed and the user id, the account router the pending and offer counts, the
-daemon stopping. Readers take ``snapshot()``; waiters use ``wait_ready()`` / ``wait_changed()``.
+maintenance / auth_failed and the user id, the account router ready (authenticated *and* the link's offer
+snapshot applied, so the book is live) and the pending and offer counts, the daemon stopping. Readers take ``snapshot()``; waiters use ``wait_ready()`` / ``wait_changed()``.
 """
 
 from __future__ import annotations
