@@ -325,8 +325,8 @@ class TestErrorTypes:
     async def test_not_ready_when_the_exchange_rejects_every_auth(
         self, start_daemon: StartDaemon, sim: Simulator
     ) -> None:
-        """With every auth refused, status says so and cancel and cancel_all are answered not_ready at their
-        deadline, with nothing sent to the exchange."""
+        """With every auth refused, status says so and cancel, cancel_all and offers are answered not_ready at
+        their deadline, with nothing sent to the exchange."""
         sim.reject_auth(1000)
         daemon = await start_daemon(wait_ready=False, request_timeout=0.3)
         await _wait_state(daemon, "auth_failed")
@@ -335,12 +335,14 @@ class TestErrorTypes:
             status = await client.request({"op": "status"})
             cancel = await client.request({"op": "cancel", "id": offer_id, "ref": "c"})
             cancel_all = await client.request({"op": "cancel_all", "ref": "a", "timeout": 0.3})
+            offers = await client.request({"op": "offers", "ref": "o"})
             ping = await client.request({"op": "ping"})
         assert status["status"]["authenticated"] is False
         assert status["status"]["state"] in ("auth_failed", "connecting", "authenticating", "backoff")
         assert (cancel["ok"], cancel["ref"], cancel["id"], cancel["error"]["type"]) == (False, "c", offer_id,
                                                                                       "not_ready")
         assert (cancel_all["ok"], cancel_all["ref"], cancel_all["error"]["type"]) == (False, "a", "not_ready")
+        assert (offers["ok"], offers["ref"], offers["error"]["type"]) == (False, "o", "not_ready")  # not "no offers"
         assert ping["ok"] is True  # the daemon itself answers
         assert foc_frames(sim) == []
         assert offer_id in sim.offers

@@ -67,12 +67,16 @@ async def run_request(
     if isinstance(request, StatusRequest):
         status = {**account.status().to_json(), "version": bfxd.__version__}
         return Answer(wire.answer_line(op, ref, status=status), "ok")
+    wait = getattr(request, "timeout", None) or default_timeout
+    deadline = trio.current_time() + wait
     if isinstance(request, OffersRequest):
+        # The book is live only on a ready session: an empty list from a link that is down would read as
+        # "no offers". Wait for one, as a cancel does.
+        if not await _wait_ready(account, deadline):
+            return _not_ready(request, wait, "the book is not live")
         offers = await account.offers(request.symbol)
         return Answer(wire.answer_line(op, ref, offers=[o.to_json() for o in offers]), "ok",
                       {"count": len(offers)})
-    wait = request.timeout or default_timeout
-    deadline = trio.current_time() + wait
     if isinstance(request, CancelRequest):
         result = await account.cancel(request.offer_id, request_id=request_id, deadline=deadline)
         body = cancel_result(request.offer_id, result, waited_s=wait)
@@ -86,11 +90,8 @@ async def _cancel_all(
 ) -> Answer:
     # The book is known only on a ready session: wait for one, as a cancel does. Without one, an empty book
     # would read as "nothing to cancel", ok.
-    with trio.move_on_at(deadline):
-        await account.board.wait_ready()
-    if not account.board.ready:
-        return Answer(wire.error_line(request.op, request.ref, wire.NOT_READY, f"no authenticated exchange session "
-                                      f"within {wait:g} s; nothing was cancelled"), wire.NOT_READY)
+    if not await _wait_ready(account, deadline):
+        return _not_ready(request, wait, "nothing was cancelled")
     offers = await account.offers(request.symbol)
     results: list[dict[str, Any]] = [{}] * len(offers)
 
@@ -111,6 +112,17 @@ async def _cancel_all(
     line = wire.error_line(request.op, request.ref, first, f"{len(failed)} of {len(results)} cancels failed",
                            fields={"results": results})
     return Answer(line, first, audit)
+
+
+async def _wait_ready(account: AccountClient, deadline: float) -> bool:
+    with trio.move_on_at(deadline):
+        await account.board.wait_ready()
+    return account.board.ready
+
+
+def _not_ready(request: OffersRequest | CancelAllRequest, wait: float, consequence: str) -> Answer:
+    message = f"no authenticated exchange session within {wait:g} s; {consequence}"
+    return Answer(wire.error_line(request.op, request.ref, wire.NOT_READY, message), wire.NOT_READY)
 
 
 def _outcome(body: dict[str, Any]) -> str:
