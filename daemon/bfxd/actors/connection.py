@@ -15,6 +15,7 @@ import random
 import ssl
 from collections.abc import Callable
 from itertools import count
+from urllib.parse import urlsplit
 
 import attrs
 import structlog
@@ -79,9 +80,45 @@ class _LinkEnd:
     delay: float | None = None  # None: the usual backoff
 
 
-def _ssl_context(url: str) -> ssl.SSLContext | None:
-    # wss:// uses the system's CA store; ws:// (the simulator) needs none.
-    return ssl.create_default_context() if url.startswith("wss://") else None
+@attrs.frozen
+class _Endpoint:
+    host: str
+    port: int
+    resource: str
+    host_header: str
+    ssl_context: ssl.SSLContext | None
+
+    @classmethod
+    def from_url(cls, url: str) -> _Endpoint:
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
+        port = parts.port or (443 if secure else 80)
+        resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        host_header = parts.hostname if port in (80, 443) else f"{parts.hostname}:{port}"
+        # wss:// uses the system's CA store (loaded once, not per reconnect); ws:// (the simulator) needs none.
+        return cls(parts.hostname, port, resource, host_header, ssl.create_default_context() if secure else None)
+
+
+async def _dial(
+    nursery: trio.Nursery, endpoint: _Endpoint, max_message_bytes: int
+) -> tuple[trio_websocket.WebSocketConnection, trio.abc.Stream]:
+    """Open the TCP (+TLS) stream ourselves and hand it to trio-websocket, so that we can always close it:
+    trio-websocket 0.12 leaves the socket open after a close the server started, until garbage collection."""
+    stream: trio.abc.Stream
+    if endpoint.ssl_context is None:
+        stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
+    else:
+        stream = await trio.open_ssl_over_tcp_stream(endpoint.host, endpoint.port, ssl_context=endpoint.ssl_context,
+                                                     https_compatible=True)
+    try:
+        ws = await trio_websocket.wrap_client_stream(nursery, stream, endpoint.host_header, endpoint.resource,
+                                                     max_message_size=max_message_bytes)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return ws, stream
 
 
 async def run_connection(
@@ -147,42 +184,58 @@ class _Connection:
         self.stop = stop
         self._ping_ids = count(1)
         self._ever_connected = False
+        self._endpoint = _Endpoint.from_url(settings.url)
 
     async def run_once(self, generation: int) -> tuple[_LinkEnd, bool]:
         """Dial, serve the link until it ends, close it. Returns why it ended and whether it was healthy."""
         s = self.settings
         connected_at: float | None = None
+        announced = False  # auth and the router were told the link is down
         end = _LinkEnd("connection failed")
+        stream: trio.abc.Stream | None = None
         try:
             async with trio.open_nursery() as nursery:
                 with trio.fail_after(s.connect_timeout):
-                    ws = await trio_websocket.connect_websocket_url(
-                        nursery, s.url, _ssl_context(s.url), max_message_size=s.max_message_bytes)
+                    ws, stream = await _dial(nursery, self._endpoint, s.max_message_bytes)
                 connected_at = trio.current_time()
                 if self._ever_connected:
                     self.board.reconnects += 1
                 self._ever_connected = True
                 log.info("exchange.connected", url=s.url, generation=generation)
                 end = await self._serve(ws, generation)
+                # Reader and writer are gone: say so now, not after the polite close, which may wait close_timeout
+                # for a peer that no longer answers; meanwhile the router would hand frames to a dead writer and
+                # report them sent (``timeout``), and a request arriving now would not wait for the next session.
+                end, announced = await self._announce_down(generation, end), True
                 with trio.move_on_after(s.close_timeout):
                     await ws.aclose(1000 if end.reason == STOPPING else 1001, end.reason[:120])
                 nursery.cancel_scope.cancel()
         except* trio.TooSlowError:
             end = _LinkEnd(f"no connection within {s.connect_timeout} s")
-        except* (trio_websocket.HandshakeError, OSError) as group:
+        except* (trio_websocket.HandshakeError, OSError, trio.BrokenResourceError) as group:
             end = _LinkEnd(f"connection failed: {_describe(group)}")
+        finally:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
         if connected_at is None:
             log.warning("exchange.connect_failed", url=s.url, reason=end.reason)
             return end, False
         log.warning("exchange.disconnected", reason=end.reason, generation=generation)
-        down = LinkDown(generation, end.reason)
-        if end.reason != STOPPING:
-            try:
-                await self.to_auth.send(down)
-                await self.to_account.send(down)
-            except trio.BrokenResourceError:
-                end = _LinkEnd(STOPPING)
+        if not announced:
+            end = await self._announce_down(generation, end)
         return end, trio.current_time() - connected_at >= s.healthy_after
+
+    async def _announce_down(self, generation: int, end: _LinkEnd) -> _LinkEnd:
+        """Tell auth and the router that link *generation* is down (not when stopping: they are finishing)."""
+        if end.reason == STOPPING:
+            return end
+        down = LinkDown(generation, end.reason)
+        try:
+            await self.to_auth.send(down)
+            await self.to_account.send(down)
+        except trio.BrokenResourceError:
+            return _LinkEnd(STOPPING)
+        return end
 
     async def _serve(self, ws: trio_websocket.WebSocketConnection, generation: int) -> _LinkEnd:
         ended: list[_LinkEnd] = []

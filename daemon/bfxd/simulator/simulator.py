@@ -25,12 +25,13 @@ from bfxd.protocol import encode as wire
 from bfxd.simulator import texts
 from bfxd.simulator.account import Account, Change
 from bfxd.simulator.faults import Faults, RateLimit
-from bfxd.simulator.server import CLOSE_GRACE_S, Connection
+from bfxd.simulator.server import Connection
 
 log = structlog.get_logger()
 
 PATH = "/ws/2"
 HANDSHAKE_TIMEOUT_S = 10.0  # a client that opens TCP and never finishes the WebSocket handshake is let go
+TEARDOWN_CLOSE_S = 0.25  # how long a closing connection waits for the client's close frame
 MAX_MESSAGE_BYTES = 64 * 1024  # inputs are small; a larger message closes the connection with 1009
 
 
@@ -272,7 +273,9 @@ class Simulator:
             finally:
                 del self._live[conn.id]
                 log.info("simulator.disconnected", conn_id=conn.id, close=repr(ws.closed))
-                with trio.move_on_after(CLOSE_GRACE_S, shield=True):
+                # Shielded so a cancelled simulator still says goodbye; briefly, because a peer that is being torn
+                # down with it (a test's nursery) never answers, and every test would pay the full grace.
+                with trio.move_on_after(TEARDOWN_CLOSE_S, shield=True):
                     await ws.aclose()
                 nursery.cancel_scope.cancel()
 
