@@ -11,6 +11,7 @@ returns; the link closes with a close frame. A backstop deadline cancels whateve
 
 from __future__ import annotations
 
+import time
 from functools import partial
 
 import structlog
@@ -21,7 +22,7 @@ from bfxd.actors.auth import AuthSettings
 from bfxd.actors.connection import LinkSettings
 from bfxd.actors.inbox import InboxSettings, run_inbox
 from bfxd.actors.messages import AccountCommand
-from bfxd.actors.session import SessionBoard
+from bfxd.actors.session import SessionBoard, SessionSnapshot
 from bfxd.config import Config
 from bfxd.credentials import Credentials
 from bfxd.exchange import run_exchange_side
@@ -81,8 +82,9 @@ async def run_daemon(
 
     async def probe() -> list[str]:
         stale = ["inbox"] if inbox_exited.is_set() else []
+        stale += _exchange_side_stale(board.snapshot(), config)
         with trio.move_on_after(_PROBE_BUDGET_S) as scope:
-            await account.probe()
+            await account.probe()  # through the same channel a cancel takes
         return [*stale, "account"] if scope.cancelled_caught else stale
 
     async with trio.open_nursery() as helpers:
@@ -114,6 +116,24 @@ async def _run_then_set(run, done: trio.Event, *, task_status=trio.TASK_STATUS_I
         await run(task_status=task_status)
     finally:
         done.set()
+
+
+def _exchange_side_stale(snapshot: SessionSnapshot, config: Config) -> list[str]:
+    """Actors of the exchange side that are stuck, judged from the board (an outage is not "stuck").
+
+    Dialling and authenticating are bounded by their own timeouts; a ready link hears a frame at least every
+    15 s, and the heartbeat actor replaces it after heartbeat_timeout. Twice those bounds, with slack, means
+    the actor itself no longer makes progress.
+    """
+    stale = []
+    waited = time.time() - snapshot.since
+    bound = 2 * (config.exchange.connect_timeout + config.exchange.auth_timeout) + _STOP_SLACK_S
+    if snapshot.state in ("connecting", "authenticating") and waited > bound:
+        stale.append(f"connection ({snapshot.state} for {waited:.0f} s)")
+    age = snapshot.last_message_age_s
+    if snapshot.state == "ready" and age is not None and age > 2 * config.exchange.heartbeat_timeout + _STOP_SLACK_S:
+        stale.append(f"heartbeat (no frame for {age:.0f} s on a ready link)")
+    return stale
 
 
 def _status_line(board: SessionBoard) -> str:

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,9 @@ from tests.integration.process import BFXD, start_daemon, write_config
 
 from bfxd.actors.account import AccountRouter
 from bfxd.actors.messages import Probe
-from bfxd.daemon import run_daemon
+from bfxd.actors.session import SessionSnapshot
+from bfxd.config import Config
+from bfxd.daemon import _exchange_side_stale, run_daemon
 from bfxd.protocol import AuthRequest
 from bfxd.simulator import Simulator, SimulatorConfig
 from bfxd.systemd import Notifier
@@ -168,3 +171,19 @@ def test_check_config_prints_the_effective_config_redacted(socket_dir: Path) -> 
     assert effective["requests"]["timeout"] == 7.5
     assert set(effective) >= {"exchange", "socket", "requests", "reconnect", "log", "credentials"}
     assert API_SECRET not in done.stdout and API_KEY not in done.stdout
+
+
+def test_watchdog_judges_the_exchange_side_from_the_board() -> None:
+    """A link stuck dialling, or ready but silent far past the heartbeat timeout, marks its actor stale."""
+    config = Config()
+    now = time.time()
+
+    def snap(state: str, since_ago: float, age: float | None) -> SessionSnapshot:
+        return SessionSnapshot(state=state, since=now - since_ago, user_id=1, last_message_age_s=age,  # type: ignore[arg-type]
+                               reconnects=0, pending=0, offers=0, detail=None, version=1)
+
+    assert _exchange_side_stale(snap("ready", 100, 1.0), config) == []
+    assert _exchange_side_stale(snap("backoff", 3600, None), config) == []  # an outage is not a wedge
+    assert _exchange_side_stale(snap("connecting", 10, None), config) == []
+    assert _exchange_side_stale(snap("connecting", 600, None), config)[0].startswith("connection")
+    assert _exchange_side_stale(snap("ready", 600, 600.0), config)[0].startswith("heartbeat")
