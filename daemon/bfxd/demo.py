@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--walkthrough", action="store_true", help="run a scripted tour, then exit")
     parser.add_argument("--offers", type=int, default=8, help="funding offers on the simulated account")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (socket, log) at exit")
     parser.add_argument("--scenario-interval", type=float, default=20.0,
                         help="seconds between simulated executions / new offers (interactive mode)")
     return parser
@@ -53,7 +54,10 @@ def demo_main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if not __import__("os").environ.get("BFXD_DEMO_KEEP"): shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def _demo(args: argparse.Namespace, workdir: Path, log_path: Path) -> int:

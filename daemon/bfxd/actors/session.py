@@ -12,7 +12,8 @@ States and who moves them::
 
 The connection actor writes connecting / backoff and the link counters, the auth actor authenticating /
 maintenance / auth_failed and the user id, the account router ready (authenticated *and* the link's offer
-snapshot applied, so the book is live) and the pending and offer counts, the daemon stopping. Readers take ``snapshot()``; waiters use ``wait_ready()`` / ``wait_changed()``.
+snapshot applied, so the book is live) and the pending and offer counts, the daemon stopping. Readers take
+``snapshot()``; waiters use ``wait_ready()``, ``wait_changed()`` or ``wait_until()``.
 """
 
 from __future__ import annotations
