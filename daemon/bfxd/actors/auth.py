@@ -3,7 +3,8 @@
 Per link: on ``LinkUp`` it sends the auth frame with a fresh nonce and waits for the answer under
 *auth_timeout*. ``OK`` → the account router is told inputs may be sent on this link (it declares the session
 ``ready`` once the link's offer snapshot is applied), or ``maintenance`` if the exchange said so.
-``FAILED`` → ``auth_failed`` and a new link after *retry_delay* (the backoff ceiling: never a hot loop). A nonce error → a new link at once with a nonce pushed well past the refused one.
+``FAILED`` → ``auth_failed`` and a new link after *retry_delay* (the backoff ceiling: never a hot loop).
+A nonce error → a new link at once with a nonce pushed well past the refused one.
 Info 20060 (or a greeting with platform status 0) holds inputs; 20061 replaces the link, which re-authenticates
 and brings a fresh snapshot: the resynchronisation the exchange advises. Messages about earlier links are
 ignored.
