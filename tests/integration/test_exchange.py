@@ -44,6 +44,16 @@ class Rig:
     async def cancel(self, offer_id: int, *, within: float = GUARD_S, request_id: str = "t") -> object:
         return await self.account.cancel(offer_id, request_id=request_id, deadline=trio.current_time() + within)
 
+    def cancel_in(self, nursery: trio.Nursery, offer_id: int) -> list[object]:
+        """Start a cancel in *nursery*; its one result lands in the returned list."""
+        results: list[object] = []
+
+        async def cancel() -> None:
+            results.append(await self.cancel(offer_id))
+
+        nursery.start_soon(cancel)
+        return results
+
     def foc_frames(self, offer_id: int) -> list[object]:
         return [r for r in self.sim.received
                 if isinstance(r.event, CancelOfferInput) and r.event.offer_id == offer_id]
@@ -135,12 +145,7 @@ async def test_drop_with_a_cancel_in_flight_is_resent_and_answered_once(rig: Rig
     offer_id = min(rig.sim.offers)
     rig.sim.lose_inputs(1)  # the first foc is swallowed: sent, never answered
     async with trio.open_nursery() as nursery:
-        results: list[object] = []
-
-        async def cancel() -> None:
-            results.append(await rig.cancel(offer_id))
-
-        nursery.start_soon(cancel)
+        results = rig.cancel_in(nursery, offer_id)
         with trio.fail_after(GUARD_S):
             await rig.sim.wait_received(lambda r: isinstance(r.event, CancelOfferInput))
         await rig.sim.drop(abrupt=True)
@@ -155,12 +160,7 @@ async def test_drop_with_a_cancel_in_flight_and_the_offer_gone(rig: Rig) -> None
     offer_id = min(rig.sim.offers)
     rig.sim.lose_inputs(1)
     async with trio.open_nursery() as nursery:
-        results: list[object] = []
-
-        async def cancel() -> None:
-            results.append(await rig.cancel(offer_id))
-
-        nursery.start_soon(cancel)
+        results = rig.cancel_in(nursery, offer_id)
         with trio.fail_after(GUARD_S):
             await rig.sim.wait_received(lambda r: isinstance(r.event, CancelOfferInput))
         await rig.sim.execute_offer(offer_id)  # gone while our frame was lost
@@ -184,12 +184,7 @@ async def test_maintenance_holds_a_cancel_until_it_ends(rig: Rig) -> None:
     await rig.sim.send_info(20060)
     await rig.wait_state("maintenance")
     async with trio.open_nursery() as nursery:
-        results: list[object] = []
-
-        async def cancel() -> None:
-            results.append(await rig.cancel(offer_id))
-
-        nursery.start_soon(cancel)
+        results = rig.cancel_in(nursery, offer_id)
         with trio.fail_after(GUARD_S):
             while rig.board.pending == 0:
                 await trio.testing.wait_all_tasks_blocked()
