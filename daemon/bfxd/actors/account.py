@@ -157,6 +157,10 @@ class AccountRouter:
 
     def _on_cancel(self, command: CancelCommand) -> None:
         entry = self._pending.get(command.offer_id)
+        if entry is not None and not self._prune(entry):
+            # Everyone who asked before has left (their deadlines passed): a retry must not wait on a frame
+            # that was lost or refused, so it is a new entry with a frame of its own.
+            entry = None
         if entry is not None:
             entry.replies.append(command.reply)
             entry.request_ids.append(command.request_id)

@@ -229,6 +229,8 @@ class _Connection:
         """Tell auth and the router that link *generation* is down (not when stopping: they are finishing)."""
         if end.reason == STOPPING:
             return end
+        if self.board.state != "auth_failed":  # keep the auth error visible while its retry waits
+            self.board.set_state("backoff", f"link lost: {end.reason}")  # not ready from this instant
         down = LinkDown(generation, end.reason)
         try:
             await self.to_auth.send(down)

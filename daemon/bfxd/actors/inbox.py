@@ -142,15 +142,14 @@ class _Inbox:
         inflight = trio.Semaphore(self.settings.max_inflight)
         reading = trio.CancelScope()
         self._reader_scopes.add(reading)
-        watches: set[trio.CancelScope] = set()  # this client's watches end when it leaves
+        watches = _Watches()  # this client's watches end when it leaves
         try:
             async with trio.open_nursery() as requests:
                 with reading:
                     await self._read_lines(stream, buffer, inflight, requests, client_id, request_numbers, out_in,
                                            watches)
                 if not reading.cancelled_caught:  # the client left: its watches end now
-                    for scope in watches:
-                        scope.cancel()
+                    watches.close()
                 # else stopping: the router ends each watch (watch_ended, "daemon stopping") after the events it
                 # still holds; the clients' backstop deadline covers a watcher that does not read them.
         finally:
@@ -183,7 +182,7 @@ class _Inbox:
             finally:
                 inflight.release()
 
-    async def _handle(self, line: bytes, request_id: str, out, watches: set[trio.CancelScope]) -> None:  # type: ignore[no-untyped-def]
+    async def _handle(self, line: bytes, request_id: str, out, watches: _Watches) -> None:  # type: ignore[no-untyped-def]
         try:
             request = wire.parse_request(line)
         except wire.RequestRejected as exc:
@@ -201,12 +200,7 @@ class _Inbox:
             answer = Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"),
                             wire.SHUTTING_DOWN)
         elif isinstance(request, WatchRequest):
-            with trio.CancelScope() as scope:
-                watches.add(scope)
-                try:
-                    await self._watch(request, out)
-                finally:
-                    watches.discard(scope)
+            await self._watch(request, out, watches)
             return
         else:
             answer = await self._run(request, request_id)
@@ -231,7 +225,7 @@ class _Inbox:
                     self._cancels_done.set()
                     self._cancels_done = trio.Event()
 
-    async def _watch(self, request: WatchRequest, out) -> None:  # type: ignore[no-untyped-def]
+    async def _watch(self, request: WatchRequest, out, watches: _Watches) -> None:  # type: ignore[no-untyped-def]
         try:
             events = await self.account.subscribe(self.settings.watch_buffer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -239,11 +233,19 @@ class _Inbox:
             return
         log.info("command.completed", op=request.op, ref=request.ref, outcome="ok", streaming=True)
         await _send(out, wire.answer_line(request.op, request.ref))
-        with events:
-            async with trio.open_nursery() as streams:
-                streams.start_soon(self._forward_states, out)
-                reason = await _forward_events(events, out)
-                streams.cancel_scope.cancel()
+        # The client leaving ends the stream, never the answer above (it may have only shut down its sending
+        # side, as `echo '{"op":"watch"}' | socat …` does, and still be reading).
+        with events, trio.CancelScope() as scope:
+            watches.add(scope)
+            try:
+                async with trio.open_nursery() as streams:
+                    streams.start_soon(self._forward_states, out)
+                    reason = await _forward_events(events, out)
+                    streams.cancel_scope.cancel()
+            finally:
+                watches.discard(scope)
+        if scope.cancelled_caught:
+            return
         # Reached only when the router ended the watch (lagging, stopping); a client that left cancels us.
         log.info("watch.ended", reason=reason)
         await _send(out, wire.event_line("watch_ended", reason=reason))
@@ -257,6 +259,28 @@ class _Inbox:
             version = snapshot.version
             await _send(out, wire.event_line("state", state=snapshot.state, detail=snapshot.detail,
                                              since=round(snapshot.since, 3)))
+
+
+class _Watches:
+    """The cancel scopes of one client's watches. Once the client has left, a watch that registers late (its
+    answer was still on the way) is cancelled at once rather than streaming to nobody forever."""
+
+    def __init__(self) -> None:
+        self._scopes: set[trio.CancelScope] = set()
+        self._closed = False
+
+    def add(self, scope: trio.CancelScope) -> None:
+        self._scopes.add(scope)
+        if self._closed:
+            scope.cancel()
+
+    def discard(self, scope: trio.CancelScope) -> None:
+        self._scopes.discard(scope)
+
+    def close(self) -> None:
+        self._closed = True
+        for scope in self._scopes:
+            scope.cancel()
 
 
 async def _forward_events(events: trio.MemoryReceiveChannel, out) -> str:  # type: ignore[no-untyped-def]
