@@ -46,7 +46,10 @@ def redact_secrets(_logger: object, _method: str, event_dict: EventDict) -> Even
     """Replace values under secret-named keys, and every Secret instance (also inside dicts/lists), with
     ``"[redacted]"``. Use it in ``capture_logs(processors=[redact_secrets])`` to test for leaks."""
     for key, value in event_dict.items():
-        event_dict[key] = REDACTED if key in SECRET_KEYS else _scrub(value, 0)
+        if key in SECRET_KEYS:
+            event_dict[key] = REDACTED
+        elif not isinstance(value, (str, int, float, bool, type(None))):  # only containers and Secrets need a look
+            event_dict[key] = _scrub(value, 0)
     return event_dict
 
 

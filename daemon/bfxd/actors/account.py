@@ -203,7 +203,8 @@ class AccountRouter:
             for change in self.book.apply(event):
                 log.info(f"offer.{change.action}", offer_id=change.offer.id, symbol=change.offer.symbol,
                          status=change.offer.status, amount=change.offer.amount, rate=change.offer.rate)
-                self._broadcast(OfferWatchEvent(change))
+                if self._watchers:
+                    self._broadcast(OfferWatchEvent.rendered(change))
             self.board.offers = len(self.book)
             if isinstance(event, OffersSnapshot) and generation > self._last_dead_generation:
                 self._synced_generation = generation
@@ -221,7 +222,8 @@ class AccountRouter:
                 self._send_cancel(entry)
 
     def _on_notification(self, generation: int, note: Notification) -> None:
-        self._broadcast(NotificationWatchEvent(note))
+        if self._watchers:
+            self._broadcast(NotificationWatchEvent.rendered(note))
         if note.type != "foc-req":
             log.info("notification.received", type=note.type, status=note.status, text=note.text,
                      offer_id=note.offer_id)

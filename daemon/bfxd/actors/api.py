@@ -55,7 +55,11 @@ class AccountClient:
         async with replies:  # leaving closes our end: the router then knows nobody waits any more
             with trio.move_on_at(deadline):
                 try:
-                    await self._commands.send(CancelCommand(offer_id, request_id, reply_in))
+                    command = CancelCommand(offer_id, request_id, reply_in)
+                    try:
+                        self._commands.send_nowait(command)  # the router is usually waiting: hand it over
+                    except trio.WouldBlock:
+                        await self._commands.send(command)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return ShuttingDown()
                 async for progress in replies:

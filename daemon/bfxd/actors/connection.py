@@ -114,7 +114,10 @@ async def _dial(
                                                      https_compatible=True)
     try:
         ws = await trio_websocket.wrap_client_stream(nursery, stream, endpoint.host_header, endpoint.resource,
-                                                     max_message_size=max_message_bytes)
+                                                     max_message_size=max_message_bytes,
+                                                     # read in large chunks and keep a burst of messages
+                                                     # queued: fewer wake-ups per frame under load
+                                                     receive_buffer_size=64 * 1024, message_queue_size=64)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
@@ -242,7 +245,7 @@ class _Connection:
     async def _serve(self, ws: trio_websocket.WebSocketConnection, generation: int) -> _LinkEnd:
         ended: list[_LinkEnd] = []
         # capacity 1: one pending tick already says "the link is alive"; the reader never waits on it.
-        ticks_in, ticks = trio.open_memory_channel[None](1)
+        self._last_frame_at = trio.current_time()  # the heartbeat measures silence from here
         try:
             await self.to_auth.send(LinkUp(generation))
         except trio.BrokenResourceError:
@@ -255,45 +258,43 @@ class _Connection:
                     ended.append(end)
                 link.cancel_scope.cancel()
 
-            link.start_soon(self._read, ws, generation, ticks_in, finish)
+            link.start_soon(self._read, ws, generation, finish)
             link.start_soon(self._write, ws, generation, finish)
-            link.start_soon(self._watch_silence, ws, ticks, finish)
+            link.start_soon(self._watch_silence, ws, finish)
             link.start_soon(self._watch_relinks, generation, finish)
             link.start_soon(self._watch_stop, finish)
         return ended[0] if ended else _LinkEnd("link ended")
 
-    async def _read(self, ws, generation: int, ticks: trio.MemorySendChannel[None], finish) -> None:  # type: ignore[no-untyped-def]
-        async with ticks:
-            while True:
-                try:
-                    text = await ws.get_message()
-                except trio_websocket.ConnectionClosed as exc:
-                    finish(_LinkEnd(f"closed by the exchange ({_close_reason(exc)})"))
-                    return
-                self.board.note_frame()
-                try:
-                    ticks.send_nowait(None)
-                except trio.WouldBlock:
-                    pass  # a tick is already pending and says the same thing
-                try:
-                    event = decode_exchange_frame(text)
-                except RemoteProtocolError as exc:
-                    log.warning("exchange.bad_frame", error=str(exc), generation=generation)
-                    continue
-                try:
-                    if isinstance(event, _FOR_ACCOUNT):
-                        await self.to_account.send(FromLink(generation, event))
-                    elif isinstance(event, _FOR_AUTH):
-                        await self.to_auth.send(FromLink(generation, event))
-                except trio.BrokenResourceError:
-                    finish(_LinkEnd(STOPPING))  # the router or auth has finished: the daemon is stopping
-                    return
-                if isinstance(event, ServerRestarting):
-                    log.warning("exchange.restarting", code=20051, message=event.message)
-                    finish(_LinkEnd("the exchange restarts its server (info 20051)", delay=0.0))
-                    return
-                elif isinstance(event, ErrorEvent):
-                    log.warning("exchange.error", code=event.code, message=event.message)
+    async def _read(self, ws, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                text = await ws.get_message()
+            except trio_websocket.ConnectionClosed as exc:
+                finish(_LinkEnd(f"closed by the exchange ({_close_reason(exc)})"))
+                return
+            self._last_frame_at = now = trio.current_time()  # any frame at all proves the link is alive
+            self.board.note_frame(now)
+            try:
+                event = decode_exchange_frame(text)
+            except RemoteProtocolError as exc:
+                log.warning("exchange.bad_frame", error=str(exc), generation=generation)
+                continue
+            try:
+                if isinstance(event, _FOR_ACCOUNT):
+                    message = FromLink(generation, event)
+                    if not _hand_over(self.to_account, message):
+                        await self.to_account.send(message)
+                elif isinstance(event, _FOR_AUTH):
+                    await self.to_auth.send(FromLink(generation, event))
+            except trio.BrokenResourceError:
+                finish(_LinkEnd(STOPPING))  # the router or auth has finished: the daemon is stopping
+                return
+            if isinstance(event, ServerRestarting):
+                log.warning("exchange.restarting", code=20051, message=event.message)
+                finish(_LinkEnd("the exchange restarts its server (info 20051)", delay=0.0))
+                return
+            if isinstance(event, ErrorEvent):
+                log.warning("exchange.error", code=event.code, message=event.message)
 
     async def _write(self, ws, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
         while True:
@@ -313,17 +314,16 @@ class _Connection:
                 return
             log.info("frame.sent", kind=frame.kind, generation=generation, **frame.log)
 
-    async def _watch_silence(self, ws, ticks: trio.MemoryReceiveChannel[None], finish) -> None:  # type: ignore[no-untyped-def]
+    async def _watch_silence(self, ws, finish) -> None:  # type: ignore[no-untyped-def]
         async def send_ping() -> None:
             try:
                 await ws.send_message(ping_frame(next(self._ping_ids)))
             except trio_websocket.ConnectionClosed:
                 pass  # the reader reports the closed link
 
-        silence = await run_heartbeat(ticks=ticks, send_ping=send_ping,
+        silence = await run_heartbeat(last_frame=lambda: self._last_frame_at, send_ping=send_ping,
                                       max_silence=self.settings.heartbeat_timeout)
-        if silence is not None:
-            finish(_LinkEnd(f"no frame for {silence:.1f} s"))
+        finish(_LinkEnd(f"no frame for {silence:.1f} s"))
 
     async def _watch_relinks(self, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
         async for relink in self.relinks:
@@ -334,6 +334,15 @@ class _Connection:
     async def _watch_stop(self, finish) -> None:  # type: ignore[no-untyped-def]
         await self.stop.wait()
         finish(_LinkEnd(STOPPING))
+
+
+def _hand_over(channel: trio.MemorySendChannel, message: object) -> bool:  # type: ignore[type-arg]
+    """Send without a checkpoint when there is room (the usual case); False when the caller must wait."""
+    try:
+        channel.send_nowait(message)
+    except trio.WouldBlock:
+        return False
+    return True
 
 
 def _close_reason(exc: trio_websocket.ConnectionClosed) -> str:

@@ -1,7 +1,10 @@
-"""Liveness of one exchange link: a movable deadline, a ping at half-time, a verdict at full time.
+"""Liveness of one exchange link: a deadline that moves with every frame, a ping at half-time, a verdict at
+full time.
 
-Started inside the per-link nursery (connection.py), so it lives exactly as long as one WebSocket: a verdict
-about an old link can never reach, let alone kill, its successor.
+The reader stamps the time of each frame; this task reads the stamp only when a deadline falls due, so a busy
+link costs it nothing per frame (it wakes about once per ``max_silence / 2``) and the verdict is still exact.
+Started inside the per-link nursery (connection.py), it lives exactly as long as one WebSocket: a verdict about
+an old link can never reach, let alone kill, its successor.
 """
 
 from __future__ import annotations
@@ -16,39 +19,31 @@ log = structlog.get_logger()
 
 async def run_heartbeat(
     *,
-    ticks: trio.MemoryReceiveChannel[None],
+    last_frame: Callable[[], float],
     send_ping: Callable[[], Awaitable[None]],
     max_silence: float,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> float | None:
-    """Watch *ticks* (one per frame received); return the silence in seconds once the link is dead.
+) -> float:
+    """Return the silence in seconds once the link is dead; run until cancelled while it lives.
 
-    After ``max_silence / 2`` without a tick, *send_ping* is awaited once (the exchange answers with a pong,
-    which is a tick). After *max_silence* without a tick, the link is declared dead and the silence returned.
-    Returns None when *ticks* is closed (the link is going away for another reason).
+    *last_frame()* is the trio time of the latest frame received (the link's start before any). After
+    ``max_silence / 2`` without a frame, *send_ping* is awaited once (the exchange answers with a pong, which is
+    a frame). After *max_silence* without a frame, the link is declared dead.
     """
-    async with ticks:
-        task_status.started()
-        last_seen = trio.current_time()
-        pinged = False
-        while True:
-            deadline = last_seen + (max_silence if pinged else max_silence / 2)
-            ticked = False
-            with trio.move_on_at(deadline):
-                try:
-                    await ticks.receive()
-                except trio.EndOfChannel:
-                    return None
-                ticked = True
-            if ticked:
-                last_seen, pinged = trio.current_time(), False
-            elif not pinged:
-                pinged = True
-                log.info("exchange.ping", silent_for_s=round(trio.current_time() - last_seen, 3))
-                # bounded by the final verdict: a ping that cannot even be written is as good as no answer
-                with trio.move_on_at(last_seen + max_silence):
-                    await send_ping()
-            else:
-                silence = trio.current_time() - last_seen
-                log.warning("exchange.link_silent", silent_for_s=round(silence, 3), max_silence_s=max_silence)
-                return silence
+    task_status.started()
+    pinged_after: float | None = None  # the frame time the ping was about
+    while True:
+        seen = last_frame()
+        await trio.sleep_until(seen + (max_silence if pinged_after == seen else max_silence / 2))
+        if last_frame() != seen:
+            continue  # a frame came meanwhile: measure from it
+        if pinged_after != seen:
+            pinged_after = seen
+            log.info("exchange.ping", silent_for_s=round(trio.current_time() - seen, 3))
+            # bounded by the final verdict: a ping that cannot even be written is as good as no answer
+            with trio.move_on_at(seen + max_silence):
+                await send_ping()
+            continue
+        silence = trio.current_time() - seen
+        log.warning("exchange.link_silent", silent_for_s=round(silence, 3), max_silence_s=max_silence)
+        return silence

@@ -23,7 +23,7 @@ import structlog
 import trio
 
 from bfxd.actors.api import AccountClient
-from bfxd.actors.messages import NotificationWatchEvent, OfferWatchEvent, WatcherCutOff
+from bfxd.actors.messages import WatcherCutOff
 from bfxd.actors.requests import Answer, run_request
 from bfxd.protocol import client_wire as wire
 from bfxd.protocol.client_wire import CancelAllRequest, CancelRequest, LineBuffer, LineTooLong, WatchRequest
@@ -204,9 +204,9 @@ class _Inbox:
             return
         else:
             answer = await self._run(request, request_id)
-        log.info("command.completed", **fields, outcome=answer.outcome,
-                 latency_ms=round((trio.current_time() - started) * 1000, 3), **answer.fields)
-        await _send(out, answer.line)
+        latency_ms = round((trio.current_time() - started) * 1000, 3)
+        await _send(out, answer.line)  # the answer first: the audit line is not on the client's critical path
+        log.info("command.completed", **fields, outcome=answer.outcome, latency_ms=latency_ms, **answer.fields)
 
     async def _run(self, request: wire.Request, request_id: str) -> Answer:
         is_cancel = isinstance(request, (CancelRequest, CancelAllRequest))
@@ -285,23 +285,18 @@ class _Watches:
 
 async def _forward_events(events: trio.MemoryReceiveChannel, out) -> str:  # type: ignore[no-untyped-def]
     async for event in events:
-        if isinstance(event, OfferWatchEvent):
-            line = wire.event_line("offer", action=event.change.action, offer=event.change.offer.to_json())
-        elif isinstance(event, NotificationWatchEvent):
-            note = event.notification
-            line = wire.event_line("notification", type=note.type, status=note.status, text=note.text,
-                                   mts=note.mts, offer_id=note.offer_id,
-                                   offer=note.offer.to_json() if note.offer is not None else None)
-        else:
-            assert isinstance(event, WatcherCutOff)
+        if isinstance(event, WatcherCutOff):
             return event.reason
-        await _send(out, line)
+        await _send(out, event.line)  # rendered once by the router for every watcher
     return "lagging: events came faster than this client read them"
 
 
 async def _send(out: trio.MemorySendChannel[bytes], line: bytes) -> None:
     try:
-        await out.send(line)
+        try:
+            out.send_nowait(line)  # usually there is room: no checkpoint, no task switch
+        except trio.WouldBlock:
+            await out.send(line)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the client left; the outcome is in the log
 

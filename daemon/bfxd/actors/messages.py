@@ -9,6 +9,7 @@ import trio
 
 from bfxd.protocol import FundingOffer, Notification
 from bfxd.protocol.book import OfferChange
+from bfxd.protocol.client_wire import event_line
 from bfxd.protocol.events import ExchangeEvent
 
 # ---- connection → auth / account ------------------------------------------------------------------------
@@ -149,14 +150,30 @@ AccountCommand = CancelCommand | OffersQuery | Subscribe | Probe
 # ---- account → watchers --------------------------------------------------------------------------------
 
 
+# Each carries its watch line, rendered once by the router for every watcher (a hundred watchers must not
+# mean a hundred JSON encodings of the same event).
+
+
 @attrs.frozen
 class OfferWatchEvent:
     change: OfferChange
+    line: bytes = attrs.field(default=b"", eq=False, repr=False)
+
+    @classmethod
+    def rendered(cls, change: OfferChange) -> OfferWatchEvent:
+        return cls(change, event_line("offer", action=change.action, offer=change.offer.to_json()))
 
 
 @attrs.frozen
 class NotificationWatchEvent:
     notification: Notification
+    line: bytes = attrs.field(default=b"", eq=False, repr=False)
+
+    @classmethod
+    def rendered(cls, note: Notification) -> NotificationWatchEvent:
+        offer = note.offer.to_json() if note.offer is not None else None
+        return cls(note, event_line("notification", type=note.type, status=note.status, text=note.text,
+                                    mts=note.mts, offer_id=note.offer_id, offer=offer))
 
 
 @attrs.frozen

@@ -5,6 +5,7 @@ Every function here returns exactly one final answer for its request; the caller
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import attrs
@@ -57,6 +58,11 @@ def _line(op: str, ref: wire.Ref, body: dict[str, Any]) -> bytes:
     return wire.error_line(op, ref, body["error"]["type"], body["error"]["message"], fields=fields, **error)
 
 
+@functools.cache
+def _version() -> str:
+    return bfxd.__version__  # importlib.metadata: a millisecond per lookup, and it never changes
+
+
 async def run_request(
     request: wire.Request, *, account: AccountClient, request_id: str, default_timeout: float
 ) -> Answer:
@@ -65,7 +71,7 @@ async def run_request(
     if isinstance(request, PingRequest):
         return Answer(wire.answer_line(op, ref), "ok")
     if isinstance(request, StatusRequest):
-        status = {**account.status().to_json(), "version": bfxd.__version__}
+        status = {**account.status().to_json(), "version": _version()}
         return Answer(wire.answer_line(op, ref, status=status), "ok")
     wait = getattr(request, "timeout", None) or default_timeout
     deadline = trio.current_time() + wait

@@ -126,8 +126,8 @@ class SessionBoard:
         self._changed = trio.Event()
         self._touch()
 
-    def note_frame(self) -> None:
-        self._last_frame_at = trio.current_time()
+    def note_frame(self, now: float | None = None) -> None:
+        self._last_frame_at = trio.current_time() if now is None else now
 
     def snapshot(self) -> SessionSnapshot:
         age = None if self._last_frame_at is None else max(0.0, trio.current_time() - self._last_frame_at)

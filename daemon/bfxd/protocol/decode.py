@@ -60,6 +60,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# One decoder for every frame: json.loads with keyword arguments builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def load_json(text: str | bytes, *, quote: bool = True) -> Any:
     """Parse strict JSON (no NaN/Infinity); any failure is a RemoteProtocolError.
 
@@ -72,7 +76,7 @@ def load_json(text: str | bytes, *, quote: bool = True) -> Any:
         except UnicodeDecodeError:
             raise RemoteProtocolError(f"frame is not valid UTF-8 ({len(text)} bytes)") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         shown = excerpt(text) if quote else f"{len(text)} characters"
         raise RemoteProtocolError(f"frame is not valid JSON: {shown}") from None if not quote else exc
