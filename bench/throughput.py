@@ -1,0 +1,78 @@
+"""2. Throughput: sustained cancels per second with 1, 10 and 100 concurrent clients; p99 at 1,000 cancels/s.
+
+Closed loop (bench._load.closed_loop): each client has one cancel in flight and sends the next as soon as its
+answer arrives; the rate is taken between the 10th and the 90th percentile of completions (steady state).
+Open loop at 1,000/s (bench._load.open_loop): a cancel every millisecond, pipelined over 10 connections,
+latency measured from the scheduled send time. Every cancel is of a distinct active offer and must succeed.
+
+CPU of the daemon, the simulator and the client process is reported as a share of one core over the run, to
+show which one is the bottleneck (the simulator must not be).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from bench._harness import Daemon, Sim, Workdir, percentile
+from bench._load import LoadResult, closed_loop, open_loop
+
+
+def _own_cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _measure(daemon: Daemon, sim: Sim, run) -> tuple[LoadResult, dict]:  # type: ignore[no-untyped-def]
+    cpu0 = daemon.cpu_s(), sim.cpu_s(), _own_cpu_s()
+    started = time.perf_counter()
+    result = run()
+    wall = time.perf_counter() - started
+    cpu1 = daemon.cpu_s(), sim.cpu_s(), _own_cpu_s()
+    shares = {f"{name}_cpu_pct": round((b - a) / wall * 100)
+              for name, a, b in zip(("daemon", "sim", "client"), cpu0, cpu1, strict=True)}
+    # CPU per cancel: unlike a rate, it hardly moves with other load on the machine; 1e6 / it is the most one
+    # core could do.
+    shares.update({f"{name}_cpu_us_per_cancel": round((b - a) / len(result.latencies_ns) * 1e6)
+                   for name, a, b in zip(("daemon", "sim"), cpu0[:2], cpu1[:2], strict=True)})
+    # A cancel that does not succeed (e.g. a daemon-side timeout under overload) is counted, not timed.
+    shares["failed"] = len(result.failures)
+    if result.failures:
+        shares["first_failure"] = result.failures[0]
+    return result, shares
+
+
+def run(work: Workdir, *, quick: bool = False) -> dict:
+    scale = 0.25 if quick else 1.0
+    plan = ((1, int(4000 * scale)), (10, int(10000 * scale)), (100, int(15000 * scale)))
+    fixed_count = int(10000 * scale)  # 10 s at 1,000/s
+    sim = Sim(work)
+    daemon = Daemon(work, sim.url)
+    out: dict = {}
+    try:
+        daemon.wait_session()
+        for clients, count in plan:
+            ids = sim.add_offers(count)
+            daemon.wait_offers(sim.offer_count())
+            log0 = daemon.log_stats()
+            result, cpu = _measure(daemon, sim, lambda: closed_loop(daemon.socket_path, clients, ids))  # noqa: B023
+            tag = f"{clients}_client" if clients == 1 else f"{clients}_clients"
+            out[f"cancels_per_s_{tag}"] = round(result.rate())
+            out[f"p50_ms_{tag}"] = round(percentile(result.latencies_ns, 50) / 1e6, 2)
+            out[f"p99_ms_{tag}"] = round(percentile(result.latencies_ns, 99) / 1e6, 2)
+            out.update({f"{k}_{tag}": v for k, v in cpu.items()})
+            if clients == 1:
+                lines, size = (b - a for a, b in zip(log0, daemon.log_stats(), strict=True))
+                out["log_lines_per_cancel"] = round(lines / count, 2)
+                out["log_bytes_per_cancel"] = round(size / count)
+        ids = sim.add_offers(fixed_count)
+        daemon.wait_offers(sim.offer_count())
+        result, cpu = _measure(daemon, sim, lambda: open_loop(daemon.socket_path, 1000.0, ids, connections=10))
+        out["achieved_per_s_at_1000"] = round(len(result.latencies_ns) / result.elapsed_s)
+        out["p50_ms_at_1000_per_s"] = round(percentile(result.latencies_ns, 50) / 1e6, 2)
+        out["p99_ms_at_1000_per_s"] = round(percentile(result.latencies_ns, 99) / 1e6, 2)
+        out.update({f"{k}_at_1000_per_s": v for k, v in cpu.items()})
+        return out
+    finally:
+        daemon.stop()
+        sim.stop()
