@@ -11,6 +11,7 @@ from __future__ import annotations
 import attrs
 import trio
 
+from bfxd.actors.channels import hand_over
 from bfxd.actors.messages import (
     AccountCommand,
     CancelCommand,
@@ -55,11 +56,7 @@ class AccountClient:
         async with replies:  # leaving closes our end: the router then knows nobody waits any more
             with trio.move_on_at(deadline):
                 try:
-                    command = CancelCommand(offer_id, request_id, reply_in)
-                    try:
-                        self._commands.send_nowait(command)  # the router is usually waiting: hand it over
-                    except trio.WouldBlock:
-                        await self._commands.send(command)
+                    await hand_over(self._commands, CancelCommand(offer_id, request_id, reply_in))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return ShuttingDown()
                 async for progress in replies:

@@ -22,6 +22,7 @@ import structlog
 import trio
 import trio_websocket
 
+from bfxd.actors.channels import hand_over
 from bfxd.actors.heartbeat import run_heartbeat
 from bfxd.actors.messages import FromLink, LinkDown, LinkUp, OutboundFrame, Relink
 from bfxd.actors.session import SessionBoard
@@ -281,9 +282,7 @@ class _Connection:
                 continue
             try:
                 if isinstance(event, _FOR_ACCOUNT):
-                    message = FromLink(generation, event)
-                    if not _hand_over(self.to_account, message):
-                        await self.to_account.send(message)
+                    await hand_over(self.to_account, FromLink(generation, event))
                 elif isinstance(event, _FOR_AUTH):
                     await self.to_auth.send(FromLink(generation, event))
             except trio.BrokenResourceError:
@@ -334,15 +333,6 @@ class _Connection:
     async def _watch_stop(self, finish) -> None:  # type: ignore[no-untyped-def]
         await self.stop.wait()
         finish(_LinkEnd(STOPPING))
-
-
-def _hand_over(channel: trio.MemorySendChannel, message: object) -> bool:  # type: ignore[type-arg]
-    """Send without a checkpoint when there is room (the usual case); False when the caller must wait."""
-    try:
-        channel.send_nowait(message)
-    except trio.WouldBlock:
-        return False
-    return True
 
 
 def _close_reason(exc: trio_websocket.ConnectionClosed) -> str:

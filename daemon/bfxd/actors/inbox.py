@@ -23,6 +23,7 @@ import structlog
 import trio
 
 from bfxd.actors.api import AccountClient
+from bfxd.actors.channels import hand_over
 from bfxd.actors.messages import WatcherCutOff
 from bfxd.actors.requests import Answer, run_request
 from bfxd.protocol import client_wire as wire
@@ -293,10 +294,7 @@ async def _forward_events(events: trio.MemoryReceiveChannel, out) -> str:  # typ
 
 async def _send(out: trio.MemorySendChannel[bytes], line: bytes) -> None:
     try:
-        try:
-            out.send_nowait(line)  # usually there is room: no checkpoint, no task switch
-        except trio.WouldBlock:
-            await out.send(line)
+        await hand_over(out, line)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass  # the client left; the outcome is in the log
 
