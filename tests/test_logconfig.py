@@ -64,6 +64,15 @@ class TestJson:
         assert stamp.utcoffset() == timedelta(0)
         assert abs(datetime.now(UTC) - stamp) < timedelta(minutes=5)
 
+    def test_values_the_fast_encoder_refuses_still_render(self) -> None:
+        """Integers beyond 64 bits (an exchange frame may carry one), non-string keys and odd objects render."""
+        stream = configured()
+        structlog.get_logger().info("offer.new", offer_id=2**70, by_id={7: "x"}, thing=object())
+        (line,) = json_lines(stream)
+        assert line["offer_id"] == 2**70
+        assert line["by_id"] == {"7": "x"}
+        assert line["thing"].startswith("<object object")
+
     def test_level_filters(self) -> None:
         """Events below the configured level are not written."""
         stream = configured(level="warning")
