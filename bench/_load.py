@@ -86,29 +86,36 @@ def closed_loop(path: Path | str, clients: int, ids: list[int], *, timeout: floa
         if time.perf_counter() > deadline:
             failures.append(f"timed out with {inflight} cancels in flight")
             break
-        for key, _ in sel.select(1.0):
-            sock = key.fileobj
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("bfxd closed a client connection")
-            buf = bufs[sock] + data
-            while (end := buf.find(b"\n")) >= 0:
-                line, buf = buf[:end], buf[end + 1:]
-                now = time.perf_counter_ns()
-                ref, ok = _check(line, failures)
-                started_ns = sent_at.pop(ref)
-                if ok:
-                    latencies.append(now - started_ns)
-                    done_at.append(now / 1e9)
-                inflight -= 1
-                if send_next(sock):
-                    inflight += 1
-            bufs[sock] = buf
+        for sock, ref, ok, now in _answers(sel, bufs, 1.0, failures):
+            started_ns = sent_at.pop(ref)
+            if ok:
+                latencies.append(now - started_ns)
+                done_at.append(now / 1e9)
+            inflight -= 1
+            if send_next(sock):
+                inflight += 1
     elapsed = time.perf_counter() - started
     for sock in socks:
         sel.unregister(sock)
         sock.close()
     return LoadResult(latencies, done_at, failures, elapsed)
+
+
+def _answers(sel: selectors.BaseSelector, bufs: dict[socket.socket, bytes], wait: float,
+             failures: list[str]) -> Iterator[tuple[socket.socket, int, bool, int]]:
+    """Read what the ready sockets hold; yield (socket, ref, ok, arrival ns) for each complete answer line."""
+    for key, _ in sel.select(wait):
+        sock = key.fileobj
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("bfxd closed a client connection")
+        buf = bufs[sock] + data
+        while (end := buf.find(b"\n")) >= 0:
+            line, buf = buf[:end], buf[end + 1:]
+            now = time.perf_counter_ns()
+            ref, ok = _check(line, failures)
+            yield sock, ref, ok, now
+        bufs[sock] = buf
 
 
 def open_loop(path: Path | str, rate: float, ids: list[int], *, connections: int = 10,
@@ -137,22 +144,12 @@ def open_loop(path: Path | str, rate: float, ids: list[int], *, connections: int
             failures.append(f"timed out with {next_i - answered} cancels in flight")
             break
         wait = (start_ns + next_i * interval_ns - time.perf_counter_ns()) / 1e9 if next_i < n else 1.0
-        for key, _ in sel.select(max(0.0, wait)):
-            sock = key.fileobj
-            data = sock.recv(65536)
-            if not data:
-                raise ConnectionError("bfxd closed a client connection")
-            buf = bufs[sock] + data
-            while (end := buf.find(b"\n")) >= 0:
-                line, buf = buf[:end], buf[end + 1:]
-                now = time.perf_counter_ns()
-                ref, ok = _check(line, failures)
-                due = due_ns.pop(ref)
-                if ok:
-                    latencies.append(now - due)
-                    done_at.append(now / 1e9)
-                answered += 1
-            bufs[sock] = buf
+        for _sock, ref, ok, now in _answers(sel, bufs, max(0.0, wait), failures):
+            due = due_ns.pop(ref)
+            if ok:
+                latencies.append(now - due)
+                done_at.append(now / 1e9)
+            answered += 1
     elapsed = time.perf_counter_ns() / 1e9 - start_ns / 1e9
     for sock in socks:
         sel.unregister(sock)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import time
 from functools import partial
+from pathlib import Path
 
 import structlog
 import trio
@@ -156,7 +157,7 @@ async def _publish_status(board: SessionBoard, notifier: Notifier) -> None:
         log.info("daemon.state", state=board.state, detail=board.snapshot().detail)
 
 
-def _unlink_quietly(path) -> None:  # type: ignore[no-untyped-def]
+def _unlink_quietly(path: Path) -> None:
     try:
         path.unlink()
     except OSError:

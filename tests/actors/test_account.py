@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from bfxd.actors.account import RouterInput, run_account
+from bfxd.actors.account import RouterInput, _SendOrder, run_account
 from bfxd.actors.api import AccountClient, CancelResult, NotReady, TimedOut
 from bfxd.actors.messages import (
     AccountCommand,
@@ -579,3 +579,23 @@ class TestAccountClient:
         await commands.aclose()
         client = AccountClient(commands_in, SessionBoard())
         assert await client.cancel(UST, request_id="r1", deadline=trio.current_time() + 5) == ShuttingDown()
+
+
+class TestSendOrder:
+    def test_id_less_answers_take_the_oldest_frame_not_answered_by_id(self) -> None:
+        """Frames answered by id are skipped; the rest come out oldest first, on their own link only."""
+        order = _SendOrder()
+        for offer_id in (1, 2, 3, 2):
+            order.sent(7, offer_id)
+        order.answered(7, 2)  # the older of the two frames for offer 2
+        order.answered(7, 99)  # never sent: changes nothing
+        assert order.pop_oldest(8) is None  # another link's answer takes nothing
+        assert [order.pop_oldest(7) for _ in range(4)] == [1, 3, 2, None]
+
+    def test_state_is_released(self) -> None:
+        """Once every frame has left the line, nothing of it is kept (no counter left behind)."""
+        order = _SendOrder()
+        order.sent(1, 5)
+        order.answered(1, 5)
+        assert order.pop_oldest(1) is None
+        assert not order._waiting and not order._tombstones and not order._order

@@ -72,8 +72,8 @@ class Relink:
 @attrs.frozen
 class OutboundFrame:
     """A frame for link *generation* only: a frame meant for a dead link is dropped, never sent on its
-    successor (an input before auth would be refused). ``log`` holds the audit fields of ``frame.sent``;
-    ``secret`` marks frames whose text must never be logged (auth)."""
+    successor (an input before auth would be refused). ``log`` holds the audit fields of ``frame.sent``: the
+    text itself is never logged (the auth frame carries a signature)."""
 
     generation: int
     text: str
