@@ -12,7 +12,7 @@ import trio
 import trio.testing
 
 from bfxd.actors.account import RouterInput, _SendOrder, run_account
-from bfxd.actors.api import AccountClient, CancelResult, NotReady, TimedOut
+from bfxd.actors.api import AccountClient, CancelResult, NotReady, PendingCancel, TimedOut
 from bfxd.actors.messages import (
     AccountCommand,
     Answered,
@@ -579,6 +579,54 @@ class TestAccountClient:
         await commands.aclose()
         client = AccountClient(commands_in, SessionBoard())
         assert await client.cancel(UST, request_id="r1", deadline=trio.current_time() + 5) == ShuttingDown()
+
+
+class TestStartCancel:
+    """The inbox's hot path: the cancel is handed over before the requester's own task runs."""
+
+    async def test_reaches_the_router_without_a_checkpoint(
+        self, router: Router, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        """start_cancel alone puts the frame on the wire; outcome(), awaited later, gets the answer."""
+        await router.ready(1)
+        with trio.testing.assert_no_checkpoints():
+            pending = router.client.start_cancel(UST, request_id="r1")
+        await trio.testing.wait_all_tasks_blocked()
+        assert router.sent() == [(1, UST)]
+        note = foc_note(UST)
+        await router.send(FromLink(1, note))
+        assert await pending.outcome(trio.current_time() + 5) == Answered(note)
+
+    async def test_busy_router_is_waited_for_within_the_deadline(
+        self, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        """No room for the command: outcome() sends it when there is, or answers NotReady at the deadline."""
+        commands_in, commands = trio.open_memory_channel[AccountCommand](0)  # nobody receiving: no room
+        patient = PendingCancel(commands_in, UST, "r1")
+        patient.try_submit()
+        impatient = PendingCancel(commands_in, USD, "r2")
+        impatient.try_submit()
+        assert commands_in.statistics().current_buffer_used == 0
+        assert await impatient.outcome(trio.current_time() + 2) == NotReady()
+        results: list[CancelResult] = []
+
+        async def wait() -> None:
+            results.append(await patient.outcome(trio.current_time() + 60))
+
+        nursery.start_soon(wait)
+        await trio.sleep(5)
+        command = await commands.receive()
+        assert isinstance(command, CancelCommand) and (command.offer_id, command.request_id) == (UST, "r1")
+        note = foc_note(UST)
+        command.reply.send_nowait(Answered(note))
+        await trio.testing.wait_all_tasks_blocked()
+        assert results == [Answered(note)]
+
+    async def test_router_gone_is_shutting_down(self, autojump_clock: trio.testing.MockClock) -> None:
+        commands_in, commands = trio.open_memory_channel[AccountCommand](1)
+        commands.close()
+        pending = AccountClient(commands_in, SessionBoard()).start_cancel(UST, request_id="r1")
+        assert await pending.outcome(trio.current_time() + 5) == ShuttingDown()
 
 
 class TestSendOrder:

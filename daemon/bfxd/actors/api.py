@@ -11,7 +11,6 @@ from __future__ import annotations
 import attrs
 import trio
 
-from bfxd.actors.channels import hand_over
 from bfxd.actors.messages import (
     AccountCommand,
     CancelCommand,
@@ -41,24 +40,41 @@ class TimedOut:
 CancelResult = CancelOutcome | NotReady | TimedOut
 
 
-class AccountClient:
-    def __init__(self, commands: trio.MemorySendChannel[AccountCommand], board: SessionBoard) -> None:
+class PendingCancel:
+    """One cancel on its way: its command for the router, and the channel the router reports back on."""
+
+    def __init__(self, commands: trio.MemorySendChannel[AccountCommand], offer_id: int, request_id: str) -> None:
+        reply_in, self._replies = trio.open_memory_channel[CancelProgress](2)
         self._commands = commands
-        self.board = board
+        self._command = CancelCommand(offer_id, request_id, reply_in)
+        self._submitted = False
+        self._router_gone = False
 
-    def status(self) -> SessionSnapshot:
-        return self.board.snapshot()
+    def try_submit(self) -> None:
+        try:
+            self._commands.send_nowait(self._command)
+            self._submitted = True
+        except trio.WouldBlock:
+            pass  # the router is busy: ``outcome`` waits for room, within the deadline
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._router_gone = True
 
-    async def cancel(self, offer_id: int, *, request_id: str, deadline: float) -> CancelResult:
-        """Cancel one offer; wait until *deadline* (trio time) at the most. Exactly one result, always."""
-        reply_in, replies = trio.open_memory_channel[CancelProgress](2)
+    async def outcome(self, deadline: float) -> CancelResult:
+        """Wait for the result until *deadline* (trio time) at the most. Exactly one result, always.
+
+        Await it once, and soon: until it returns, the router counts the requester as waiting."""
         sent = False
-        async with replies:  # leaving closes our end: the router then knows nobody waits any more
+        replies = self._replies
+        with replies:  # leaving closes our end: the router then knows nobody waits any more
             with trio.move_on_at(deadline):
-                try:
-                    await hand_over(self._commands, CancelCommand(offer_id, request_id, reply_in))
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if self._router_gone:
                     return ShuttingDown()
+                if not self._submitted:
+                    try:
+                        await self._commands.send(self._command)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        return ShuttingDown()
+                    self._submitted = True
                 async for progress in replies:
                     if isinstance(progress, FrameSent):
                         sent = True
@@ -76,6 +92,26 @@ class AccountClient:
                     return progress
                 sent = True
         return TimedOut() if sent else NotReady()
+
+
+class AccountClient:
+    def __init__(self, commands: trio.MemorySendChannel[AccountCommand], board: SessionBoard) -> None:
+        self._commands = commands
+        self.board = board
+
+    def status(self) -> SessionSnapshot:
+        return self.board.snapshot()
+
+    def start_cancel(self, offer_id: int, *, request_id: str) -> PendingCancel:
+        """Hand a cancel to the router now, without a checkpoint when its inbox has room (the usual case): the
+        router takes it in the very next scheduling round. ``PendingCancel.outcome`` waits for the result."""
+        pending = PendingCancel(self._commands, offer_id, request_id)
+        pending.try_submit()
+        return pending
+
+    async def cancel(self, offer_id: int, *, request_id: str, deadline: float) -> CancelResult:
+        """Cancel one offer; wait until *deadline* (trio time) at the most. Exactly one result, always."""
+        return await self.start_cancel(offer_id, request_id=request_id).outcome(deadline)
 
     async def offers(self, symbol: str | None = None) -> list[FundingOffer]:
         reply_in, replies = trio.open_memory_channel[list[FundingOffer]](1)

@@ -16,6 +16,7 @@ is left ``shutting_down`` too, and every client gets its last answers before its
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import attrs
@@ -25,7 +26,7 @@ import trio
 from bfxd.actors.api import AccountClient
 from bfxd.actors.channels import hand_over
 from bfxd.actors.messages import WatcherCutOff
-from bfxd.actors.requests import Answer, run_request
+from bfxd.actors.requests import Answer, start_request
 from bfxd.protocol import client_wire as wire
 from bfxd.protocol.client_wire import CancelAllRequest, CancelRequest, LineBuffer, LineTooLong, WatchRequest
 from bfxd.unix_socket import PeerCred, peer_credentials
@@ -133,12 +134,13 @@ class _Inbox:
             return
         # request tasks → writer. Bounded: a client that does not read stalls only its own requests.
         out_in, out = trio.open_memory_channel[bytes](self.settings.client_buffer)
+        output = _Output(stream, out_in)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_write_lines, stream, out)
+            nursery.start_soon(_write_lines, output, out)
             async with out_in:
-                await self._read_requests(stream, client_id, out_in)
+                await self._read_requests(stream, client_id, output)
 
-    async def _read_requests(self, stream, client_id, out_in) -> None:  # type: ignore[no-untyped-def]
+    async def _read_requests(self, stream: trio.SocketStream, client_id: int, output: _Output) -> None:
         buffer, request_numbers = LineBuffer(), itertools.count(1)
         inflight = trio.Semaphore(self.settings.max_inflight)
         reading = trio.CancelScope()
@@ -147,7 +149,7 @@ class _Inbox:
         try:
             async with trio.open_nursery() as requests:
                 with reading:
-                    await self._read_lines(stream, buffer, inflight, requests, client_id, request_numbers, out_in,
+                    await self._read_lines(stream, buffer, inflight, requests, client_id, request_numbers, output,
                                            watches)
                 if not reading.cancelled_caught:  # the client left: its watches end now
                     watches.close()
@@ -156,7 +158,7 @@ class _Inbox:
         finally:
             self._reader_scopes.discard(reading)
 
-    async def _read_lines(self, stream, buffer, inflight, requests, client_id, numbers, out_in, watches) -> None:  # type: ignore[no-untyped-def]
+    async def _read_lines(self, stream, buffer, inflight, requests, client_id, numbers, output, watches) -> None:  # type: ignore[no-untyped-def]
         while True:
             try:
                 chunk = await stream.receive_some(_RECEIVE_BYTES)
@@ -167,60 +169,82 @@ class _Inbox:
             buffer.feed(chunk)
             try:
                 while (line := buffer.next_line()) is not None:
-                    await inflight.acquire()
+                    try:
+                        inflight.acquire_nowait()  # no checkpoint (so no task switch) while there is room
+                    except trio.WouldBlock:
+                        await inflight.acquire()
                     request_id = f"{client_id}.{next(numbers)}"
-                    requests.start_soon(self._handle_line, line, request_id, out_in.clone(), inflight, watches)
+                    # Begun here, in the reader: a cancel reaches the router without waiting for its own task
+                    # to be scheduled first. The task waits for the answer and writes it.
+                    with structlog.contextvars.bound_contextvars(request_id=request_id):
+                        job = self._begin(line, request_id)
+                    requests.start_soon(self._finish, job, request_id, output.clone(), inflight, watches)
             except LineTooLong as exc:
                 log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
-                await _send(out_in, wire.error_line(None, None, wire.BAD_REQUEST, f"{exc}; closing the connection"))
+                await _send(output.queue, wire.error_line(None, None, wire.BAD_REQUEST,
+                                                          f"{exc}; closing the connection"))
                 return
 
-    async def _handle_line(self, line, request_id, out, inflight, watches) -> None:  # type: ignore[no-untyped-def]
-        async with out:
-            try:
-                with structlog.contextvars.bound_contextvars(request_id=request_id):
-                    await self._handle(line, request_id, out, watches)
-            finally:
-                inflight.release()
-
-    async def _handle(self, line: bytes, request_id: str, out, watches: _Watches) -> None:  # type: ignore[no-untyped-def]
+    def _begin(self, line: bytes, request_id: str) -> _Job:
+        """Parse and log one request, and start it; never blocks."""
         try:
             request = wire.parse_request(line)
         except wire.RequestRejected as exc:
             log.info("command.rejected", error=exc.error_type, reason=exc.message, op=exc.op, ref=exc.ref)
-            await _send(out, wire.rejection_line(exc))
-            return
+            return _Job(None, {}, 0.0, rejection=wire.rejection_line(exc))
         fields = {"op": request.op, "ref": request.ref}
         if isinstance(request, CancelRequest):
             fields["offer_id"] = request.offer_id
         if isinstance(request, (CancelRequest, CancelAllRequest)) and request.timeout is not None:
             fields["timeout_s"] = request.timeout
         log.info("command.received", **fields)
-        started = trio.current_time()
+        job = _Job(request, fields, trio.current_time())
         if self.stop.is_set():
-            answer = Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"),
-                            wire.SHUTTING_DOWN)
-        elif isinstance(request, WatchRequest):
-            await self._watch(request, out, watches)
-            return
-        else:
-            answer = await self._run(request, request_id)
-        latency_ms = round((trio.current_time() - started) * 1000, 3)
-        await _send(out, answer.line)  # the answer first: the audit line is not on the client's critical path
-        log.info("command.completed", **fields, outcome=answer.outcome, latency_ms=latency_ms, **answer.fields)
-
-    async def _run(self, request: wire.Request, request_id: str) -> Answer:
-        is_cancel = isinstance(request, (CancelRequest, CancelAllRequest))
-        if is_cancel:
-            self.inflight_cancels += 1
-        try:
-            return await run_request(request, account=self.account, request_id=request_id,
+            job.answer = Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN,
+                                                "the daemon is stopping"), wire.SHUTTING_DOWN)
+        elif not isinstance(request, WatchRequest):
+            if isinstance(request, (CancelRequest, CancelAllRequest)):
+                self.inflight_cancels += 1  # the task's ``_run`` counts it down, whatever happens
+                job.counted = True
+            job.wait = start_request(request, account=self.account, request_id=request_id,
                                      default_timeout=self.settings.request_timeout)
+        return job
+
+    async def _finish(self, job: _Job, request_id: str, output: _Output, inflight: trio.Semaphore,
+                      watches: _Watches) -> None:
+        async with output.queue:
+            try:
+                with structlog.contextvars.bound_contextvars(request_id=request_id):
+                    await self._complete(job, output, watches)
+            finally:
+                inflight.release()
+
+    async def _complete(self, job: _Job, output: _Output, watches: _Watches) -> None:
+        if job.rejection is not None:
+            await output.answer(job.rejection)
+            return
+        request = job.request
+        assert request is not None
+        answer = job.answer
+        if answer is None and isinstance(request, WatchRequest):
+            await self._watch(request, output.queue, watches)
+            return
+        if answer is None:
+            answer = await self._run(job)
+        latency_ms = round((trio.current_time() - job.started) * 1000, 3)
+        await output.answer(answer.line)  # the answer first: the audit line is not on the client's critical path
+        log.info("command.completed", **job.fields, outcome=answer.outcome, latency_ms=latency_ms, **answer.fields)
+
+    async def _run(self, job: _Job) -> Answer:
+        request, wait = job.request, job.wait
+        assert request is not None and wait is not None
+        try:
+            return await wait()
         except (trio.BrokenResourceError, trio.ClosedResourceError):  # the router has gone: stopping
             return Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"),
                           wire.SHUTTING_DOWN)
         finally:
-            if is_cancel:
+            if job.counted:
                 self.inflight_cancels -= 1
                 if not self.inflight_cancels:
                     self._cancels_done.set()
@@ -260,6 +284,60 @@ class _Inbox:
             version = snapshot.version
             await _send(out, wire.event_line("state", state=snapshot.state, detail=snapshot.detail,
                                              since=round(snapshot.since, 3)))
+
+
+@attrs.define
+class _Job:
+    """One request as the reader began it, for its task to finish."""
+
+    request: wire.Request | None
+    fields: dict[str, object]  # the audit fields of command.received, repeated in command.completed
+    started: float
+    rejection: bytes | None = None  # the line could not be parsed: answered with this, nothing else
+    answer: Answer | None = None  # final already (the daemon is stopping)
+    wait: Callable[[], Awaitable[Answer]] | None = None  # started: await it for the answer
+    counted: bool = False  # an exchange-side cancel: counted in ``inflight_cancels``
+
+
+class _Output:
+    """Everything written to one client's socket: a final answer directly, the rest through the queue.
+
+    An answer goes straight to the socket when nothing is queued and no send is in progress: no task switch
+    on its way out, which is the answer path's last hop. Otherwise it joins the queue that the writer task
+    drains in batches. Watch lines always queue, so a stream keeps its order; independent answers may pass
+    each other, which the contract allows (answers carry their ``ref``).
+    """
+
+    def __init__(self, stream: trio.SocketStream, queue: trio.MemorySendChannel[bytes]) -> None:
+        self._stream = stream
+        self._sending = trio.Lock()
+        self.queue = queue
+
+    def clone(self) -> _Output:
+        """A handle with its own queue end: the writer stops once every handle is closed."""
+        twin = _Output.__new__(_Output)
+        twin._stream, twin._sending, twin.queue = self._stream, self._sending, self.queue.clone()
+        return twin
+
+    async def answer(self, line: bytes) -> None:
+        if self.queue.statistics().current_buffer_used == 0 and not self._sending.locked():
+            await self.send(line)
+        else:
+            await _send(self.queue, line)
+
+    async def send(self, data: bytes) -> bool:
+        """Write *data* now (after any send in progress); False if the client has gone."""
+        try:
+            self._sending.acquire_nowait()  # the usual case, and no checkpoint before the bytes go out
+        except trio.WouldBlock:
+            await self._sending.acquire()
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        finally:
+            self._sending.release()
+        return True
 
 
 class _Watches:
@@ -315,8 +393,8 @@ async def _linger(stream: trio.SocketStream) -> None:
             pass
 
 
-async def _write_lines(stream: trio.SocketStream, lines: trio.MemoryReceiveChannel[bytes]) -> None:
-    """The only writer of this client's socket. Batches whatever is queued into one send."""
+async def _write_lines(output: _Output, lines: trio.MemoryReceiveChannel[bytes]) -> None:
+    """Drains the queue of one client's lines, batching whatever is queued into one send."""
     async with lines:
         async for line in lines:
             batch = [line]
@@ -325,7 +403,5 @@ async def _write_lines(stream: trio.SocketStream, lines: trio.MemoryReceiveChann
                     batch.append(lines.receive_nowait())
                 except (trio.WouldBlock, trio.EndOfChannel):
                     break
-            try:
-                await stream.send_all(b"".join(batch))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
+            if not await output.send(b"".join(batch)):
                 return  # the client left; request tasks see a closed channel and only log

@@ -6,13 +6,14 @@ Every function here returns exactly one final answer for its request; the caller
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 import trio
 
 import bfxd
-from bfxd.actors.api import AccountClient, CancelResult, NotReady, TimedOut
+from bfxd.actors.api import AccountClient, CancelResult, NotReady, PendingCancel, TimedOut
 from bfxd.actors.messages import Answered, NoLongerActive, ShuttingDown
 from bfxd.protocol import client_wire as wire
 from bfxd.protocol.client_wire import CancelAllRequest, CancelRequest, OffersRequest, PingRequest, StatusRequest
@@ -63,6 +64,29 @@ def _version() -> str:
     return bfxd.__version__  # importlib.metadata: a millisecond per lookup, and it never changes
 
 
+def start_request(
+    request: wire.Request, *, account: AccountClient, request_id: str, default_timeout: float
+) -> Callable[[], Awaitable[Answer]]:
+    """Begin one non-streaming request now; return the wait for its final answer.
+
+    A cancel reaches the router before this returns (no task switch in between: it is the hot path); the
+    other ops start when the returned function is awaited.
+    """
+    if isinstance(request, CancelRequest):
+        wait = request.timeout or default_timeout
+        deadline = trio.current_time() + wait
+        pending = account.start_cancel(request.offer_id, request_id=request_id)
+        return functools.partial(_finish_cancel, request, pending, deadline, wait)
+    return functools.partial(run_request, request, account=account, request_id=request_id,
+                             default_timeout=default_timeout)
+
+
+async def _finish_cancel(request: CancelRequest, pending: PendingCancel, deadline: float, wait: float) -> Answer:
+    result = await pending.outcome(deadline)
+    body = cancel_result(request.offer_id, result, waited_s=wait)
+    return Answer(_line(request.op, request.ref, body), _outcome(body), _audit(body))
+
+
 async def run_request(
     request: wire.Request, *, account: AccountClient, request_id: str, default_timeout: float
 ) -> Answer:
@@ -84,9 +108,8 @@ async def run_request(
         return Answer(wire.answer_line(op, ref, offers=[o.to_json() for o in offers]), "ok",
                       {"count": len(offers)})
     if isinstance(request, CancelRequest):
-        result = await account.cancel(request.offer_id, request_id=request_id, deadline=deadline)
-        body = cancel_result(request.offer_id, result, waited_s=wait)
-        return Answer(_line(op, ref, body), _outcome(body), _audit(body))
+        return await _finish_cancel(request, account.start_cancel(request.offer_id, request_id=request_id),
+                                    deadline, wait)
     assert isinstance(request, CancelAllRequest)
     return await _cancel_all(request, account=account, request_id=request_id, deadline=deadline, wait=wait)
 
