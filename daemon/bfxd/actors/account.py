@@ -25,6 +25,7 @@ import attrs
 import structlog
 import trio
 
+from bfxd.actors.channels import take_waiting
 from bfxd.actors.messages import (
     AccountCommand,
     Answered,
@@ -94,6 +95,8 @@ async def run_account(
                 nursery.start_soon(router.sweep_every, sweep_interval)
                 async for command in commands:
                     router.on_command(command)
+                    for waiting in take_waiting(commands):
+                        router.on_command(waiting)
                 nursery.cancel_scope.cancel()
         finally:
             router.shut_down()
@@ -123,6 +126,8 @@ class AccountRouter:
     async def consume(self, events: trio.MemoryReceiveChannel[RouterInput]) -> None:
         async for message in events:
             self.on_event(message)
+            for waiting in take_waiting(events):
+                self.on_event(waiting)
 
     async def flush_backlog(self) -> None:
         """Move frames that did not fit in the channel, in order, blocking here instead of in the router."""

@@ -24,7 +24,7 @@ import structlog
 import trio
 
 from bfxd.actors.api import AccountClient
-from bfxd.actors.channels import hand_over
+from bfxd.actors.channels import hand_over, take_waiting
 from bfxd.actors.messages import WatcherCutOff
 from bfxd.actors.requests import Answer, start_request
 from bfxd.protocol import client_wire as wire
@@ -397,11 +397,5 @@ async def _write_lines(output: _Output, lines: trio.MemoryReceiveChannel[bytes])
     """Drains the queue of one client's lines, batching whatever is queued into one send."""
     async with lines:
         async for line in lines:
-            batch = [line]
-            while len(batch) < 64:
-                try:
-                    batch.append(lines.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            if not await output.send(b"".join(batch)):
+            if not await output.send(b"".join([line, *take_waiting(lines, 63)])):
                 return  # the client left; request tasks see a closed channel and only log

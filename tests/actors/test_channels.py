@@ -1,0 +1,43 @@
+"""The hot-path channel helpers: no checkpoint while there is room (hand_over) or items (take_waiting)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from bfxd.actors.channels import hand_over, take_waiting
+
+
+async def test_hand_over_with_room_does_not_checkpoint() -> None:
+    send, receive = trio.open_memory_channel[int](1)
+    with trio.testing.assert_no_checkpoints():
+        await hand_over(send, 1)
+    assert receive.receive_nowait() == 1
+
+
+async def test_hand_over_without_room_waits(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    send, receive = trio.open_memory_channel[int](0)
+    with trio.testing.assert_checkpoints(), pytest.raises(trio.TooSlowError), trio.fail_after(1):
+        await hand_over(send, 1)  # nobody receives: it waits, it does not drop
+    nursery.start_soon(hand_over, send, 2)
+    assert await receive.receive() == 2
+
+
+def test_take_waiting_takes_up_to_the_limit_in_order() -> None:
+    send, receive = trio.open_memory_channel[int](10)
+    for i in range(5):
+        send.send_nowait(i)
+    assert take_waiting(receive, limit=3) == [0, 1, 2]
+    assert take_waiting(receive) == [3, 4]
+    assert take_waiting(receive) == []
+
+
+async def test_take_waiting_leaves_the_end_of_channel_to_receive() -> None:
+    send, receive = trio.open_memory_channel[int](10)
+    send.send_nowait(1)
+    send.close()
+    assert take_waiting(receive) == [1]
+    assert take_waiting(receive) == []
+    with pytest.raises(trio.EndOfChannel):
+        await receive.receive()
