@@ -1,5 +1,7 @@
 """The connection actor: owns the WebSocket to the exchange, one link at a time.
 
+The link is a ``wslink.WebSocketLink`` over a TCP (+TLS) stream this actor opens and always closes itself.
+
 Per link it runs, in one nursery: a reader (decode each frame, hand it on, tick the heartbeat), a writer
 (the only consumer of the outbound frame channel), the heartbeat watchdog, and watchers for relink requests
 and for the stop signal. Whichever ends the link first gives the reason; the link is then closed and, unless
@@ -20,9 +22,8 @@ from urllib.parse import urlsplit
 import attrs
 import structlog
 import trio
-import trio_websocket
 
-from bfxd.actors.channels import hand_over
+from bfxd.actors.channels import hand_over, take_waiting
 from bfxd.actors.heartbeat import run_heartbeat
 from bfxd.actors.messages import FromLink, LinkDown, LinkUp, OutboundFrame, Relink
 from bfxd.actors.session import SessionBoard
@@ -51,12 +52,14 @@ from bfxd.protocol import (
     decode_exchange_frame,
     ping_frame,
 )
+from bfxd.wslink import HandshakeFailed, LinkClosed, WebSocketLink, open_link
 
 log = structlog.get_logger()
 
 _FOR_AUTH = (Info, InfoMessage, AuthOk, AuthFailed, MaintenanceStarted, MaintenanceEnded)
 _FOR_ACCOUNT = (Notification, OffersSnapshot, OfferNew, OfferUpdate, OfferCancel)
 STOPPING = "stopping"
+_WRITE_BATCH = 64  # frames per write at most: a cancel_all's frames go out in a few writes, not one each
 
 
 @attrs.frozen
@@ -102,11 +105,10 @@ class _Endpoint:
         return cls(parts.hostname, port, resource, host_header, ssl.create_default_context() if secure else None)
 
 
-async def _dial(
-    nursery: trio.Nursery, endpoint: _Endpoint, max_message_bytes: int
-) -> tuple[trio_websocket.WebSocketConnection, trio.abc.Stream]:
-    """Open the TCP (+TLS) stream ourselves and hand it to trio-websocket, so that we can always close it:
-    trio-websocket 0.12 leaves the socket open after a close the server started, until garbage collection."""
+async def _dial(endpoint: _Endpoint, max_message_bytes: int) -> tuple[WebSocketLink, trio.abc.Stream]:
+    """Open the TCP (+TLS) stream, then the WebSocket link over it. The link never closes the stream: the caller
+    does, after every ending (a close either side started, EOF, an error), so no socket waits for garbage collection.
+    """
     stream: trio.abc.Stream
     if endpoint.ssl_context is None:
         stream = await trio.open_tcp_stream(endpoint.host, endpoint.port)
@@ -114,15 +116,13 @@ async def _dial(
         stream = await trio.open_ssl_over_tcp_stream(endpoint.host, endpoint.port, ssl_context=endpoint.ssl_context,
                                                      https_compatible=True)
     try:
-        ws = await trio_websocket.wrap_client_stream(nursery, stream, endpoint.host_header, endpoint.resource,
-                                                     max_message_size=max_message_bytes,
-                                                     # read in large chunks and keep a burst of messages
-                                                     # queued: fewer wake-ups per frame under load
-                                                     receive_buffer_size=64 * 1024, message_queue_size=64)
+        # 64 KiB reads: a burst of frames comes in with one read, then goes to the reader without a wake-up each.
+        link = await open_link(stream, host=endpoint.host_header, resource=endpoint.resource,
+                               max_message_bytes=max_message_bytes, receive_bytes=64 * 1024)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
-    return ws, stream
+    return link, stream
 
 
 async def run_connection(
@@ -198,25 +198,23 @@ class _Connection:
         end = _LinkEnd("connection failed")
         stream: trio.abc.Stream | None = None
         try:
-            async with trio.open_nursery() as nursery:
-                with trio.fail_after(s.connect_timeout):
-                    ws, stream = await _dial(nursery, self._endpoint, s.max_message_bytes)
-                connected_at = trio.current_time()
-                if self._ever_connected:
-                    self.board.reconnects += 1
-                self._ever_connected = True
-                log.info("exchange.connected", url=s.url, generation=generation)
-                end = await self._serve(ws, generation)
-                # Reader and writer are gone: say so now, not after the polite close, which may wait close_timeout
-                # for a peer that no longer answers; meanwhile the router would hand frames to a dead writer and
-                # report them sent (``timeout``), and a request arriving now would not wait for the next session.
-                end, announced = await self._announce_down(generation, end), True
-                with trio.move_on_after(s.close_timeout):
-                    await ws.aclose(1000 if end.reason == STOPPING else 1001, end.reason[:120])
-                nursery.cancel_scope.cancel()
+            with trio.fail_after(s.connect_timeout):
+                link, stream = await _dial(self._endpoint, s.max_message_bytes)
+            connected_at = trio.current_time()
+            if self._ever_connected:
+                self.board.reconnects += 1
+            self._ever_connected = True
+            log.info("exchange.connected", url=s.url, generation=generation)
+            end = await self._serve(link, generation)
+            # Reader and writer are gone: say so now, not after the polite close, which may wait close_timeout
+            # for a peer that no longer answers; meanwhile the router would hand frames to a dead writer and
+            # report them sent (``timeout``), and a request arriving now would not wait for the next session.
+            end, announced = await self._announce_down(generation, end), True
+            with trio.move_on_after(s.close_timeout):  # the reason is cut to fit the close frame by wslink
+                await link.close(1000 if end.reason == STOPPING else 1001, end.reason)
         except* trio.TooSlowError:
             end = _LinkEnd(f"no connection within {s.connect_timeout} s")
-        except* (trio_websocket.HandshakeError, OSError, trio.BrokenResourceError) as group:
+        except* (HandshakeFailed, OSError, trio.BrokenResourceError) as group:
             end = _LinkEnd(f"connection failed: {_describe(group)}")
         finally:
             if stream is not None:
@@ -243,7 +241,7 @@ class _Connection:
             return _LinkEnd(STOPPING)
         return end
 
-    async def _serve(self, ws: trio_websocket.WebSocketConnection, generation: int) -> _LinkEnd:
+    async def _serve(self, ws: WebSocketLink, generation: int) -> _LinkEnd:
         ended: list[_LinkEnd] = []
         # capacity 1: one pending tick already says "the link is alive"; the reader never waits on it.
         self._last_frame_at = trio.current_time()  # the heartbeat measures silence from here
@@ -269,8 +267,8 @@ class _Connection:
     async def _read(self, ws, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
         while True:
             try:
-                text = await ws.get_message()
-            except trio_websocket.ConnectionClosed as exc:
+                text = await ws.receive()
+            except LinkClosed as exc:
                 finish(_LinkEnd(f"closed by the exchange ({_close_reason(exc)})"))
                 return
             self._last_frame_at = now = trio.current_time()  # any frame at all proves the link is alive
@@ -298,26 +296,34 @@ class _Connection:
     async def _write(self, ws, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
         while True:
             try:
-                frame = await self.frames.receive()
+                batch = [await self.frames.receive()]
             except trio.EndOfChannel:
                 finish(_LinkEnd(STOPPING))  # every producer is gone: the daemon is stopping
                 return
-            if frame.generation != generation:
-                log.info("frame.dropped", kind=frame.kind, reason="meant for an earlier link", **frame.log)
+            batch += take_waiting(self.frames, _WRITE_BATCH - 1)  # what else is queued goes out in the same write
+            frames = []
+            for frame in batch:
+                if frame.generation == generation:
+                    frames.append(frame)
+                else:
+                    log.info("frame.dropped", kind=frame.kind, reason="meant for an earlier link", **frame.log)
+            if not frames:
                 continue
             try:
-                await ws.send_message(frame.text)
-            except trio_websocket.ConnectionClosed as exc:
-                log.info("frame.dropped", kind=frame.kind, reason="link closed", **frame.log)
+                await ws.send(*(frame.text for frame in frames))
+            except LinkClosed as exc:
+                for frame in frames:
+                    log.info("frame.dropped", kind=frame.kind, reason="link closed", **frame.log)
                 finish(_LinkEnd(f"closed while sending ({_close_reason(exc)})"))
                 return
-            log.info("frame.sent", kind=frame.kind, generation=generation, **frame.log)
+            for frame in frames:
+                log.info("frame.sent", kind=frame.kind, generation=generation, **frame.log)
 
     async def _watch_silence(self, ws, finish) -> None:  # type: ignore[no-untyped-def]
         async def send_ping() -> None:
             try:
-                await ws.send_message(ping_frame(next(self._ping_ids)))
-            except trio_websocket.ConnectionClosed:
+                await ws.send(ping_frame(next(self._ping_ids)))
+            except LinkClosed:
                 pass  # the reader reports the closed link
 
         silence = await run_heartbeat(last_frame=lambda: self._last_frame_at, send_ping=send_ping,
@@ -335,11 +341,10 @@ class _Connection:
         finish(_LinkEnd(STOPPING))
 
 
-def _close_reason(exc: trio_websocket.ConnectionClosed) -> str:
-    reason = exc.reason
-    if reason is None:
+def _close_reason(exc: LinkClosed) -> str:
+    if exc.code is None:
         return "no close frame"
-    return f"code {reason.code}" + (f": {reason.reason}" if reason.reason else "")
+    return f"code {exc.code}" + (f": {exc.reason}" if exc.reason else "")
 
 
 def _describe(group: BaseExceptionGroup) -> str:

@@ -1,0 +1,245 @@
+"""A client WebSocket over a Trio stream: wsproto's framing, with no task of its own.
+
+trio-websocket runs a reader task that queues each message in a memory channel, and its sender takes a
+``trio.Lock`` whose ``acquire()`` always yields first: two scheduling rounds on every cancel's critical path.
+Here the caller's task drives the socket directly. ``receive()`` parses what is already buffered before it
+reads, and ``send()`` writes at once when no other task is sending.
+
+The caller opens the stream and always closes it, whatever happened to the link (connection.py's ``_dial``):
+nothing here closes it.
+
+Failure contract:
+
+- ``open_link`` raises ``HandshakeFailed`` when the upgrade does not complete: the server refused it (the HTTP
+  status is in the message), answered something that is not a valid upgrade, closed the connection, or the
+  stream broke.
+- Once the link is open, every way it can end is one ``LinkClosed(code, reason)``: a close frame from the peer
+  (its code and reason, after our answer is sent), EOF or a broken stream (code None: no close frame), a
+  protocol error of the peer (1002, or 1007 for bad UTF-8), a message over *max_message_bytes* (1009), or our
+  own ``close()``. In the last three we send the close frame. The first ending wins, and from then on every
+  ``receive()`` and ``send()`` raises a ``LinkClosed`` with that same code and reason.
+- Cancellation passes through untouched. A send cancelled midway may leave part of a frame on the wire, so
+  the link counts as broken (code None) and writes nothing more; the caller then closes the stream.
+"""
+
+from __future__ import annotations
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import Connection, ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Event,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import RemoteProtocolError
+
+_STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class LinkClosed(Exception):
+    """The link has ended. *code*: the close code, or None when no close frame was exchanged."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"{self.reason} (code {self.code})" if self.code is not None else self.reason
+
+
+class HandshakeFailed(Exception):
+    """The WebSocket upgrade did not complete; the message says why in a few words (never the headers)."""
+
+
+async def open_link(
+    stream: trio.abc.Stream, *, host: str, resource: str, max_message_bytes: int, receive_bytes: int = 64 * 1024
+) -> WebSocketLink:
+    """Send the client handshake over *stream* and return the open link once the server accepts it.
+
+    *host* is the Host header ("name" or "name:port"), *resource* the path and query. The caller bounds the
+    handshake with a timeout. Raises ``HandshakeFailed`` (see the module docstring).
+    """
+    ws = WSConnection(ConnectionType.CLIENT)
+    try:
+        await stream.send_all(ws.send(Request(host=host, target=resource)))
+        while True:
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    # Frames that came in the same read as the 101 are kept, unparsed, in the connection
+                    # (h11's trailing data): the link's first receive() sees them.
+                    assert ws.connection is not None
+                    return WebSocketLink(stream, ws.connection, max_message_bytes, receive_bytes)
+                if isinstance(event, RejectConnection):
+                    raise HandshakeFailed(f"upgrade refused: HTTP {event.status_code}")
+            data = await stream.receive_some(receive_bytes)
+            if not data:
+                raise HandshakeFailed("connection closed during the handshake")
+            ws.receive_data(data)
+    except RemoteProtocolError as exc:  # not HTTP, a bad Sec-WebSocket-Accept, headers over h11's 16 KiB cap
+        raise HandshakeFailed(f"bad handshake response: {exc}") from None
+    except _STREAM_ERRORS as exc:
+        raise HandshakeFailed(f"stream broken during the handshake: {exc}") from exc
+
+
+class WebSocketLink:
+    """One open client link. One task at a time may call ``receive()``; any number may call ``send()``."""
+
+    def __init__(self, stream: trio.abc.Stream, conn: Connection, max_message_bytes: int, receive_bytes: int) -> None:
+        self._stream = stream
+        self._conn = conn
+        self._max_message_bytes = max_message_bytes
+        self._receive_bytes = receive_bytes
+        self._events = conn.events()  # parses lazily: one event per next(), so nothing is lost between calls
+        self._parts: list[str | bytes] = []  # the fragments of a message still arriving
+        self._size = 0  # bytes in _parts, checked against max_message_bytes as each fragment arrives
+        self._send_lock = trio.Lock()
+        self._writable = True  # False once the stream broke or a send was cut short: no more bytes go out
+        self._closed: LinkClosed | None = None
+
+    @property
+    def closed(self) -> LinkClosed | None:
+        """Why the link ended, or None while it is open."""
+        return self._closed
+
+    async def receive(self) -> str | bytes:
+        """The next complete message: str for a text message, bytes for a binary one.
+
+        When a complete message is already buffered it is returned without a checkpoint: the caller's task
+        does not yield, so a burst read in one go is handed on at once. The task only yields when it has to
+        read the stream (``receive_some`` always checkpoints, so a reader loop still yields regularly) or to
+        answer a ping. Raises ``LinkClosed``.
+        """
+        if self._closed is not None:
+            raise self._error()
+        while True:
+            event = await self._next_event()
+            if isinstance(event, (TextMessage, BytesMessage)):
+                message = await self._add_fragment(event)
+                if message is not None:
+                    return message
+            elif isinstance(event, Ping):
+                await self._send(event.response())
+            elif isinstance(event, CloseConnection):
+                await self._on_close_event(event)  # always raises
+            # A Pong needs nothing: our own liveness check is at the application level (heartbeat.py).
+
+    async def send(self, *texts: str) -> None:
+        """Send text messages, in order, with one write. Safe from several tasks at once; frames never
+        interleave. Raises ``LinkClosed``."""
+        await self._send(*(TextMessage(data=text) for text in texts))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame, then read (discarding messages) until the peer's close frame or EOF.
+
+        Idempotent: does nothing once the link has ended. wsproto truncates *reason* to the 123 bytes a close
+        frame can carry. The caller bounds the wait with a timeout, and calls this only when no task is in
+        ``receive()``.
+        """
+        if self._closed is not None:
+            return
+        self._end(code, reason)
+        try:
+            await self._send(CloseConnection(code=code, reason=reason))
+            while not isinstance(await self._next_event(), CloseConnection):
+                pass  # the peer's answer, or a protocol error of its own: either way nothing more is coming
+        except LinkClosed:
+            pass  # EOF or a broken stream: the peer is gone, which is what closing wanted
+
+    async def _next_event(self) -> Event:
+        """The next wsproto event; reads the stream only when none is buffered."""
+        while (event := next(self._events, None)) is None:
+            try:
+                data = await self._stream.receive_some(self._receive_bytes)
+            except _STREAM_ERRORS as exc:
+                self._writable = False
+                raise self._end(None, f"stream broken: {exc or type(exc).__name__}") from None
+            if not data:
+                raise self._end(None, "EOF without a close frame")
+            self._conn.receive_data(data)
+            self._events = self._conn.events()
+        return event
+
+    async def _add_fragment(self, event: TextMessage | BytesMessage) -> str | bytes | None:
+        """Add one fragment; return the message when it is complete."""
+        part = event.data
+        # str.isascii() is O(1) in CPython: ASCII text (all JSON the exchange sends) is measured without encoding.
+        self._size += len(part.encode()) if isinstance(part, str) and not part.isascii() else len(part)
+        if self._size > self._max_message_bytes:
+            self._parts.clear()
+            await self._fail(1009, f"message over {self._max_message_bytes} bytes")
+        if not event.message_finished:
+            self._parts.append(part)
+            return None
+        self._size = 0
+        if not self._parts:
+            return part  # the usual case: one frame, no copy
+        self._parts.append(part)
+        message = "".join(self._parts) if isinstance(part, str) else b"".join(self._parts)  # type: ignore[arg-type]
+        self._parts.clear()
+        return message
+
+    async def _on_close_event(self, event: CloseConnection) -> None:
+        if self._conn.state is ConnectionState.OPEN:
+            # wsproto reports a frame it cannot parse as a CloseConnection it made up, leaving the state OPEN.
+            await self._fail(event.code, f"protocol error: {event.reason}")
+        self._end(event.code, event.reason or "")
+        try:
+            await self._send(event.response())  # the peer started the close: answer it, as RFC 6455 asks
+        except LinkClosed:
+            pass  # the stream broke before the answer went out; the peer's close code is what matters
+        raise self._error()
+
+    async def _fail(self, code: int, reason: str) -> None:
+        """End the link for a fault we detected: tell the peer with a close frame, then raise."""
+        self._end(code, reason)
+        try:
+            await self._send(CloseConnection(code=code, reason=reason))
+        except LinkClosed:
+            pass
+        raise self._error()
+
+    async def _send(self, *events: Event) -> None:
+        # Uncontended, the lock is taken without yielding, so the bytes go out before this task is rescheduled
+        # (trio.Lock.acquire() always checkpoints first). Contended, acquire() waits: on release trio hands the
+        # lock to the longest waiter, so the fast path cannot jump the queue.
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+        try:
+            # Checked under the lock: a close frame that went out while this task waited must be the last frame.
+            if not self._writable or (self._closed is not None and not isinstance(events[0], CloseConnection)):
+                raise self._error()
+            data = b"".join([self._conn.send(event) for event in events])
+            try:
+                await self._stream.send_all(data)
+            except _STREAM_ERRORS as exc:
+                self._writable = False
+                raise self._end(None, f"stream broken: {exc or type(exc).__name__}") from None
+            except BaseException:  # cancelled: part of the frame may be on the wire
+                self._writable = False
+                self._end(None, "a send was interrupted")
+                raise
+        finally:
+            self._send_lock.release()
+
+    def _end(self, code: int | None, reason: str) -> LinkClosed:
+        """Record why the link ended (the first reason wins) and return a fresh exception to raise."""
+        if self._closed is None:
+            self._closed = LinkClosed(code, reason)
+        return self._error()
+
+    def _error(self) -> LinkClosed:
+        # A fresh instance each time: raising one instance again and again would grow its traceback.
+        assert self._closed is not None
+        return LinkClosed(self._closed.code, self._closed.reason)
+
+
+__all__ = ["HandshakeFailed", "LinkClosed", "WebSocketLink", "open_link"]
