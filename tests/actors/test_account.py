@@ -17,7 +17,6 @@ from bfxd.actors.messages import (
     AccountCommand,
     Answered,
     CancelCommand,
-    FrameSent,
     FromLink,
     LinkDown,
     NoLongerActive,
@@ -534,7 +533,7 @@ class TestShutdownAndBackpressure:
 
 class TestAccountClient:
     async def test_frame_sent_at_the_deadline_is_timed_out(self, autojump_clock: trio.testing.MockClock) -> None:
-        """If FrameSent is already waiting when the deadline strikes, the client says TimedOut, not NotReady."""
+        """If the frame went out just before the deadline strikes, the client says TimedOut, not NotReady."""
         commands_in, commands = trio.open_memory_channel[AccountCommand](0)
         client = AccountClient(commands_in, SessionBoard())
         results: list[CancelResult] = []
@@ -548,7 +547,7 @@ class TestAccountClient:
             await trio.sleep(5 - 0.001)  # the requester sits in commands.send, the deadline nearly due
             command = commands.receive_nowait()  # the "router" takes the command …
             assert isinstance(command, CancelCommand)
-            command.reply.send_nowait(FrameSent())  # … and sends the frame at once,
+            command.receipt.sent = True  # … and sends the frame at once,
             autojump_clock.jump(0.001)  # and the deadline passes before the requester runs again
         assert results == [TimedOut()]
 
@@ -568,7 +567,7 @@ class TestAccountClient:
             await trio.sleep(5 - 0.001)
             command = commands.receive_nowait()
             assert isinstance(command, CancelCommand)
-            command.reply.send_nowait(FrameSent())
+            command.receipt.sent = True
             command.reply.send_nowait(Answered(note))
             autojump_clock.jump(0.001)
         assert results == [Answered(note)]
@@ -593,6 +592,8 @@ class TestStartCancel:
             pending = router.client.start_cancel(UST, request_id="r1")
         await trio.testing.wait_all_tasks_blocked()
         assert router.sent() == [(1, UST)]
+        # the frame going out is noted on the receipt; the requester is not woken for it
+        assert pending._command.receipt.sent and pending._replies.statistics().current_buffer_used == 0
         note = foc_note(UST)
         await router.send(FromLink(1, note))
         assert await pending.outcome(trio.current_time() + 5) == Answered(note)
@@ -621,6 +622,29 @@ class TestStartCancel:
         command.reply.send_nowait(Answered(note))
         await trio.testing.wait_all_tasks_blocked()
         assert results == [Answered(note)]
+
+    async def test_answered_requester_runs_before_the_rest_of_the_burst(
+        self, router: Router, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        """A notification and the foc update behind it arrive together: the requester has its answer (and
+        would have written it) before the router applies the update."""
+        await router.ready(1)
+        pending = router.client.start_cancel(UST, request_id="r1")
+        await trio.testing.wait_all_tasks_blocked()
+        seen: list[tuple[CancelResult, int]] = []
+
+        async def requester() -> None:
+            result = await pending.outcome(trio.current_time() + 30)
+            seen.append((result, router.board.offers))  # what the router has done by the time we run
+
+        nursery.start_soon(requester)
+        await trio.testing.wait_all_tasks_blocked()
+        note = foc_note(UST)
+        router.events.send_nowait(FromLink(1, note))
+        router.events.send_nowait(FromLink(1, frame_event("foc-canceled")))  # one burst for the router
+        await trio.testing.wait_all_tasks_blocked()
+        assert seen == [(Answered(note), 2)]  # the update was not applied yet …
+        assert router.board.offers == 1  # … and it is now
 
     async def test_router_gone_is_shutting_down(self, autojump_clock: trio.testing.MockClock) -> None:
         commands_in, commands = trio.open_memory_channel[AccountCommand](1)

@@ -31,8 +31,6 @@ from bfxd.actors.messages import (
     Answered,
     CancelCommand,
     CancelOutcome,
-    CancelProgress,
-    FrameSent,
     FromLink,
     LinkDown,
     NoLongerActive,
@@ -67,11 +65,11 @@ RouterInput = FromLink | LinkDown | SessionReady | SessionHeld
 @attrs.define
 class _Pending:
     offer_id: int
-    replies: list[trio.MemorySendChannel[CancelProgress]]
-    request_ids: list[str]
+    requesters: list[CancelCommand]  # those still waiting
+    request_ids: list[str]  # everyone who asked, for the log
     sent_on: int | None = None  # link generation the foc frame went out on; None: not sent (again) yet
     in_doubt: bool = False  # sent on a link that died before the answer came
-    announced: bool = False  # FrameSent went to the requesters (once: replies have room for one)
+    announced: bool = False  # the requesters' receipts say the frame went out
 
 
 async def run_account(
@@ -118,16 +116,29 @@ class AccountRouter:
         self._synced_generation: int | None = None  # the link whose fos snapshot the book holds
         self._last_dead_generation = 0
         self._watchers: list[trio.MemorySendChannel[WatchEvent]] = []
+        self._answered = 0  # outcomes delivered so far
         self._backlog: deque[OutboundFrame] = deque()
         self._backlog_waiting = trio.Event()
 
     # ---- tasks ------------------------------------------------------------------------------------------
 
     async def consume(self, events: trio.MemoryReceiveChannel[RouterInput]) -> None:
-        async for message in events:
-            self.on_event(message)
-            for waiting in take_waiting(events):
-                self.on_event(waiting)
+        while True:
+            try:
+                burst = [await events.receive(), *take_waiting(events)]
+            except trio.EndOfChannel:
+                return
+            answered_before = self._answered
+            for index, message in enumerate(burst):
+                self.on_event(message)
+                if answered_before is not None and self._answered != answered_before and index + 1 < len(burst):
+                    # A requester was answered: let it write its answer before the rest of the burst (the
+                    # foc update that came with the notification, its log line, the watchers). Tasks woken
+                    # now run in trio's next batch, in either order with this one; after a second checkpoint
+                    # they all have. Once per burst, so a burst of answers costs two checkpoints, not two each.
+                    answered_before = None
+                    await trio.lowlevel.checkpoint()
+                    await trio.lowlevel.checkpoint()
 
     async def flush_backlog(self) -> None:
         """Move frames that did not fit in the channel, in order, blocking here instead of in the router."""
@@ -166,14 +177,13 @@ class AccountRouter:
             # that was lost or refused, so it is a new entry with a frame of its own.
             entry = None
         if entry is not None:
-            entry.replies.append(command.reply)
+            entry.requesters.append(command)
             entry.request_ids.append(command.request_id)
             log.info("cancel.joined", offer_id=command.offer_id, request_id=command.request_id,
                      sharing_with=entry.request_ids[0])
-            if entry.announced:
-                _deliver(command.reply, FrameSent(), close=False)
+            command.receipt.sent = entry.announced
             return
-        entry = _Pending(command.offer_id, [command.reply], [command.request_id])
+        entry = _Pending(command.offer_id, [command], [command.request_id])
         self._pending[command.offer_id] = entry
         self.board.pending = len(self._pending)
         if self._ready_generation is not None:
@@ -272,10 +282,9 @@ class AccountRouter:
         frame = OutboundFrame(generation, cancel_offer_frame(entry.offer_id), "foc",
                               {"offer_id": entry.offer_id, "request_ids": list(entry.request_ids)})
         self._send_frame(frame)
-        if not entry.announced:
-            entry.announced = True
-            for reply in entry.replies:
-                _deliver(reply, FrameSent(), close=False)
+        entry.announced = True
+        for requester in entry.requesters:
+            requester.receipt.sent = True
 
     def _send_frame(self, frame: OutboundFrame) -> None:
         if not self._backlog:
@@ -293,8 +302,9 @@ class AccountRouter:
         if self._pending.get(entry.offer_id) is entry:
             del self._pending[entry.offer_id]
         self.board.pending = len(self._pending)
-        for reply in entry.replies:
-            _deliver(reply, outcome)
+        for requester in entry.requesters:
+            _deliver(requester.reply, outcome)
+        self._answered += 1
 
     def sweep(self) -> None:
         """Forget requesters that left (deadline or disconnect); drop entries nobody waits for any more."""
@@ -304,12 +314,13 @@ class AccountRouter:
 
     def _prune(self, entry: _Pending) -> bool:
         """Forget the requesters of *entry* that left; drop the entry if none is left. True if one still waits."""
-        alive = [r for r in entry.replies if r.statistics().open_receive_channels > 0]
-        if len(alive) < len(entry.replies):
-            for reply in entry.replies:
-                if reply not in alive:
-                    reply.close()
-            entry.replies = alive
+        alive: list[CancelCommand] = []
+        for requester in entry.requesters:
+            if requester.reply.statistics().open_receive_channels > 0:
+                alive.append(requester)
+            else:
+                requester.reply.close()
+        entry.requesters = alive
         if alive:
             return True
         if self._pending.get(entry.offer_id) is entry:
@@ -390,11 +401,10 @@ class _SendOrder:
             self._tombstones.pop(key, None)
 
 
-def _deliver(channel: trio.MemorySendChannel, value: object, *, close: bool = True) -> None:  # type: ignore[type-arg]
-    """Send without ever blocking the router; a requester that left is simply skipped."""
+def _deliver(channel: trio.MemorySendChannel, value: object) -> None:  # type: ignore[type-arg]
+    """Send the one and only reply without ever blocking the router; a requester that left is simply skipped."""
     try:
         channel.send_nowait(value)
     except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
         pass
-    if close:
-        channel.close()
+    channel.close()

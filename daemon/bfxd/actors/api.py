@@ -15,8 +15,6 @@ from bfxd.actors.messages import (
     AccountCommand,
     CancelCommand,
     CancelOutcome,
-    CancelProgress,
-    FrameSent,
     OffersQuery,
     Probe,
     ShuttingDown,
@@ -41,10 +39,10 @@ CancelResult = CancelOutcome | NotReady | TimedOut
 
 
 class PendingCancel:
-    """One cancel on its way: its command for the router, and the channel the router reports back on."""
+    """One cancel on its way: its command for the router, and the channel the router answers on."""
 
     def __init__(self, commands: trio.MemorySendChannel[AccountCommand], offer_id: int, request_id: str) -> None:
-        reply_in, self._replies = trio.open_memory_channel[CancelProgress](2)
+        reply_in, self._replies = trio.open_memory_channel[CancelOutcome](1)
         self._commands = commands
         self._command = CancelCommand(offer_id, request_id, reply_in)
         self._submitted = False
@@ -63,7 +61,6 @@ class PendingCancel:
         """Wait for the result until *deadline* (trio time) at the most. Exactly one result, always.
 
         Await it once, and soon: until it returns, the router counts the requester as waiting."""
-        sent = False
         replies = self._replies
         with replies:  # leaving closes our end: the router then knows nobody waits any more
             with trio.move_on_at(deadline):
@@ -75,23 +72,17 @@ class PendingCancel:
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         return ShuttingDown()
                     self._submitted = True
-                async for progress in replies:
-                    if isinstance(progress, FrameSent):
-                        sent = True
-                        continue
-                    return progress
-                return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
-            # The deadline may strike after the router delivered but before we read: what is already in the
-            # channel counts (FrameSent means the frame did go out; an outcome is the answer).
-            while True:
                 try:
-                    progress = replies.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-                if not isinstance(progress, FrameSent):
-                    return progress
-                sent = True
-        return TimedOut() if sent else NotReady()
+                    return await replies.receive()
+                except trio.EndOfChannel:
+                    return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
+            # The deadline may strike after the router delivered but before we read: an outcome already in the
+            # channel is the answer.
+            try:
+                return replies.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                pass
+        return TimedOut() if self._command.receipt.sent else NotReady()
 
 
 class AccountClient:

@@ -84,9 +84,13 @@ class OutboundFrame:
 # ---- inbox → account -----------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class FrameSent:
-    """Progress report on a cancel: its ``foc`` frame was handed to the link (sent once, even if resent)."""
+@attrs.define(eq=False)
+class FrameReceipt:
+    """Whether a cancel's ``foc`` frame was handed to the link: set by the router, read by the requester only
+    once its deadline has passed (``timeout`` if it went out, ``not_ready`` if not). A flag, not a message, so
+    the requester is not woken for it on every cancel; trio runs one task at a time, so no lock is needed."""
+
+    sent: bool = False
 
 
 @attrs.frozen
@@ -113,15 +117,15 @@ class ShuttingDown:
 
 
 CancelOutcome = Answered | NoLongerActive | ShuttingDown
-CancelProgress = FrameSent | CancelOutcome
 
 
 @attrs.frozen
 class CancelCommand:
     offer_id: int
     request_id: str
-    # capacity 2: at most one FrameSent and one outcome are ever sent, so the router never blocks on it.
-    reply: trio.MemorySendChannel[CancelProgress]
+    # capacity 1: one outcome is all it is ever sent, so the router never blocks on it.
+    reply: trio.MemorySendChannel[CancelOutcome]
+    receipt: FrameReceipt = attrs.field(factory=FrameReceipt)
 
 
 @attrs.frozen
