@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import structlog
+import trio
 from structlog.testing import capture_logs
 
-from bfxd.logconfig import STDLIB_LOGGERS, configure_logging, redact_secrets
+from bfxd.logconfig import STDLIB_LOGGERS, batched_log_writes, configure_logging, redact_secrets
 from bfxd.secret import Secret
 
 SECRET_VALUE = "s3cretVALUExyz789"
@@ -214,3 +215,65 @@ class TestStdlibBridge:
         logging.getLogger("trio").warning("once")
         assert old.getvalue() == ""
         assert [line["event"] for line in json_lines(new)] == ["once"]
+
+
+class TestBatchedWrites:
+    """Inside batched_log_writes, lines wait for trio to have nothing to do, then go out in one write."""
+
+    @staticmethod
+    def setup(**options: float) -> tuple[io.StringIO, list[str]]:
+        stream = io.StringIO()
+        writes: list[str] = []
+        original = stream.write
+
+        def write(data: str) -> int:
+            writes.append(data)
+            return original(data)
+
+        stream.write = write  # type: ignore[method-assign]
+        configure_logging(fmt="json", level="info", stream=stream, cache=False)
+        return stream, writes
+
+    def test_lines_are_written_through_outside(self) -> None:
+        stream, writes = self.setup()
+        log = structlog.get_logger()
+        log.info("one")
+        log.info("two")
+        assert [e["event"] for e in json_lines(stream)] == ["one", "two"]
+        assert len(writes) == 2
+
+    async def test_lines_wait_until_trio_waits_for_io(self) -> None:
+        stream, writes = self.setup()
+        log = structlog.get_logger()
+        with batched_log_writes():
+            log.info("one")
+            log.info("two")
+            logging.getLogger("trio").warning("from the stdlib")
+            await trio.lowlevel.checkpoint()  # but no wait for I/O: still gathered
+            assert writes == []
+            await trio.sleep(0.001)  # trio sleeps in epoll: written first, in one write, in order
+            assert [e["event"] for e in json_lines(stream)] == ["one", "two", "from the stdlib"]
+            assert len(writes) == 1
+            log.info("three")
+        assert [e["event"] for e in json_lines(stream)][-1] == "three"  # written on the way out
+
+    async def test_old_lines_are_written_under_load(self) -> None:
+        """A loop that never sleeps still writes: lines older than max_delay go out at the next I/O check."""
+        stream, _writes = self.setup()
+        with batched_log_writes(max_delay=0.0):
+            structlog.get_logger().info("busy")
+            await trio.lowlevel.checkpoint()
+            assert [e["event"] for e in json_lines(stream)] == ["busy"]
+
+    async def test_a_full_batch_is_written_at_once(self) -> None:
+        stream, _writes = self.setup()
+        with batched_log_writes(max_bytes=10):
+            structlog.get_logger().info("long enough to fill the batch")
+            assert [e["event"] for e in json_lines(stream)] == ["long enough to fill the batch"]
+
+    async def test_lines_are_written_when_the_run_fails(self) -> None:
+        stream, _writes = self.setup()
+        with pytest.raises(RuntimeError), batched_log_writes():
+            structlog.get_logger().error("last words")
+            raise RuntimeError("crash")
+        assert [e["event"] for e in json_lines(stream)] == ["last words"]

@@ -15,7 +15,7 @@ import trio
 from bfxd.config import Config, config_as_dict, load_config
 from bfxd.credentials import Credentials, load_credentials
 from bfxd.errors import ConfigError
-from bfxd.logconfig import configure_logging
+from bfxd.logconfig import batched_log_writes, configure_logging
 
 EX_OK, EX_SOFTWARE, EX_CONFIG = 0, 1, 78
 
@@ -125,10 +125,12 @@ async def _serve(config: Config, credentials: Credentials, notifier, period) -> 
     from bfxd.signals import watch_signals
 
     stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(watch_signals, stop)
-        await run_daemon(config, credentials, stop=stop, notifier=notifier, watchdog_period=period)
-        nursery.cancel_scope.cancel()
+    # stdout is journald's socket: one write (one wake-up of journald) per burst of work, not one per line
+    with batched_log_writes():
+        async with trio.open_nursery() as nursery:
+            await nursery.start(watch_signals, stop)
+            await run_daemon(config, credentials, stop=stop, notifier=notifier, watchdog_period=period)
+            nursery.cancel_scope.cancel()
 
 
 if __name__ == "__main__":
