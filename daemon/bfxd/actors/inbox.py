@@ -175,10 +175,11 @@ class _Inbox:
                         await inflight.acquire()
                     request_id = f"{client_id}.{next(numbers)}"
                     # Begun here, in the reader: a cancel reaches the router without waiting for its own task
-                    # to be scheduled first. The task waits for the answer and writes it.
+                    # to be scheduled first. The task waits for the answer and writes it; it is started inside
+                    # the binding, so its copy of the context carries the request id too.
                     with structlog.contextvars.bound_contextvars(request_id=request_id):
                         job = self._begin(line, request_id)
-                    requests.start_soon(self._finish, job, request_id, output.clone(), inflight, watches)
+                        requests.start_soon(self._finish, job, output.clone(), inflight, watches)
             except LineTooLong as exc:
                 log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
                 await _send(output.queue, wire.error_line(None, None, wire.BAD_REQUEST,
@@ -210,12 +211,10 @@ class _Inbox:
                                      default_timeout=self.settings.request_timeout)
         return job
 
-    async def _finish(self, job: _Job, request_id: str, output: _Output, inflight: trio.Semaphore,
-                      watches: _Watches) -> None:
-        async with output.queue:
+    async def _finish(self, job: _Job, output: _Output, inflight: trio.Semaphore, watches: _Watches) -> None:
+        with output.queue:
             try:
-                with structlog.contextvars.bound_contextvars(request_id=request_id):
-                    await self._complete(job, output, watches)
+                await self._complete(job, output, watches)
             finally:
                 inflight.release()
 
