@@ -1,11 +1,14 @@
-"""The inbox's per-client output: answers straight to the socket when idle, through the queue otherwise."""
+"""The inbox's per-client output: answers straight to the socket when idle, through the queue otherwise; a
+watch's forwarder keeps up with the router's bursts."""
 
 from __future__ import annotations
 
 import trio
 import trio.testing
 
-from bfxd.actors.inbox import _Output, _write_lines
+from bfxd.actors.channels import take_waiting
+from bfxd.actors.inbox import _forward_events, _Output, _write_lines
+from bfxd.actors.messages import OfferWatchEvent, WatcherCutOff
 
 
 def _stream_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
@@ -62,3 +65,39 @@ async def test_departed_client_is_reported() -> None:
     await client.aclose()
     queue, _lines = trio.open_memory_channel[bytes](4)
     assert await _Output(ours, queue).send(b"x" * 100_000) is False
+
+
+async def test_a_watch_keeps_up_with_a_router_that_hands_on_bursts(nursery: trio.Nursery) -> None:
+    """The router hands a burst of events to each watcher per turn (it takes frames in bursts). A watch's
+    forwarder must move a burst per turn too: at one event per turn, a watcher that reads would fill its
+    buffer within a few turns and be cut off as lagging."""
+    events_in, events = trio.open_memory_channel[object](1024)  # the router's watcher channel, as the inbox sizes it
+    out_in, out = trio.open_memory_channel[bytes](256)  # the client's queue
+    lines: list[bytes] = []
+    outcome: list[str] = []
+
+    async def forward() -> None:
+        outcome.append(await _forward_events(events, out_in))
+
+    async def client_reads() -> None:  # the writer and a client that keeps up, one batch per turn
+        async for line in out:
+            lines.extend([line, *take_waiting(out, 256)])
+
+    nursery.start_soon(forward)
+    nursery.start_soon(client_reads)
+    cut_off = False
+    sent = 0
+    for _turn in range(60):  # 60 turns of 65 events: 3,900 events, almost four times the buffer
+        for _ in range(65):
+            try:
+                events_in.send_nowait(OfferWatchEvent(None, b"%d\n" % sent))  # type: ignore[arg-type]
+            except trio.WouldBlock:
+                cut_off = True
+            sent += 1
+        await trio.lowlevel.checkpoint()
+    events_in.send_nowait(WatcherCutOff("done"))
+    events_in.close()
+    await trio.testing.wait_all_tasks_blocked()
+    assert not cut_off
+    assert outcome == ["done"]
+    assert lines == [b"%d\n" % i for i in range(sent)]

@@ -34,6 +34,7 @@ from bfxd.unix_socket import PeerCred, peer_credentials
 log = structlog.get_logger()
 
 _RECEIVE_BYTES = 64 * 1024
+_WATCH_BATCH = 256  # lines moved per turn at most, by a watch's forwarder and by the writer: a whole queue
 _LINGER_S = 1.0  # how long a closing connection keeps reading (and discarding) for the client to close first
 
 
@@ -362,10 +363,13 @@ class _Watches:
 
 
 async def _forward_events(events: trio.MemoryReceiveChannel, out) -> str:  # type: ignore[no-untyped-def]
-    async for event in events:
-        if isinstance(event, WatcherCutOff):
-            return event.reason
-        await _send(out, event.line)  # rendered once by the router for every watcher
+    # The router hands on a burst of exchange frames per turn: move all that is waiting each turn too (without a
+    # checkpoint while the client's queue has room), or a healthy watcher would fall behind and be cut off.
+    async for first in events:
+        for event in (first, *take_waiting(events, _WATCH_BATCH)):
+            if isinstance(event, WatcherCutOff):
+                return event.reason
+            await _send(out, event.line)  # rendered once by the router for every watcher
     return "lagging: events came faster than this client read them"
 
 
@@ -396,5 +400,5 @@ async def _write_lines(output: _Output, lines: trio.MemoryReceiveChannel[bytes])
     """Drains the queue of one client's lines, batching whatever is queued into one send."""
     async with lines:
         async for line in lines:
-            if not await output.send(b"".join([line, *take_waiting(lines, 63)])):
+            if not await output.send(b"".join([line, *take_waiting(lines, _WATCH_BATCH)])):
                 return  # the client left; request tasks see a closed channel and only log
