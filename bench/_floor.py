@@ -2,7 +2,7 @@
 
 Two legs, timed together, from one blocking client:
 - the cancel frame bfxd sends (``cancel_offer_frame``) and its ``foc-req`` notification, over one direct
-  WebSocket to the simulator, framed by wsproto (the library under bfxd's trio-websocket), no event loop;
+  WebSocket to the simulator, framed by wsproto (as bfxd's own link, wslink.py, is), no event loop;
 - one JSON line round trip over a Unix socket to an echo server in a process of its own, which parses the
   request line and answers a line shaped like bfxd's cancel answer (same fields, same size).
 

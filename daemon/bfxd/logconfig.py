@@ -2,8 +2,8 @@
 
 Called once by ``cli.py`` (and by tests, as often as they like: calling it again replaces the previous setup
 instead of stacking handlers). Every line carries ``timestamp`` (UTC ISO-8601), ``level`` and ``event``.
-trio and trio-websocket log through stdlib ``logging``; their WARNING-and-above records are rendered by the
-same processors into the same stream, so an accept-loop error cannot disappear.
+trio and trio-websocket (the simulator's server) log through stdlib ``logging``; their WARNING-and-above records
+are rendered by the same processors into the same stream, so an accept-loop error cannot disappear.
 
 Writes: each line is written (and flushed) as it is logged, except inside :func:`batched_log_writes`, which the
 daemon uses around its trio run: there lines are gathered and written in one go whenever trio is about to wait
