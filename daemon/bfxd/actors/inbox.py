@@ -1,8 +1,10 @@
 """The command inbox: the Unix socket server that turns client lines into requests and answers.
 
-Per client: one reader (frames lines, parses them, starts one task per request), one writer (the only task
-that writes to the socket, draining a bounded per-client channel), and the request tasks. A client may
-pipeline: answers go out as their requests finish, each carrying its ``ref``.
+Per client: one reader (frames lines, parses and logs them, hands a cancel to the router at once, and starts a
+task per request to wait for its answer), one writer (drains a bounded per-client queue in batches), and the
+request tasks. A final answer goes straight to the socket when nothing is queued and no send is in progress,
+else through the queue (``_Output``); watch lines always queue. A client may pipeline: answers go out as their
+requests finish, each carrying its ``ref``.
 
 Isolation: nothing a client sends can disturb another. Bad lines are answered ``bad_request`` and the
 connection stays usable; a line over 64 KiB is answered, then the connection is closed. A client that leaves
