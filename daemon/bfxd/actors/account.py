@@ -128,15 +128,15 @@ class AccountRouter:
                 burst = [await events.receive(), *take_waiting(events)]
             except trio.EndOfChannel:
                 return
-            answered_before = self._answered
+            answered_before, yielded = self._answered, False
             for index, message in enumerate(burst):
                 self.on_event(message)
-                if answered_before is not None and self._answered != answered_before and index + 1 < len(burst):
+                if not yielded and self._answered > answered_before and index + 1 < len(burst):
                     # A requester was answered: let it write its answer before the rest of the burst (the
                     # foc update that came with the notification, its log line, the watchers). Tasks woken
                     # now run in trio's next batch, in either order with this one; after a second checkpoint
                     # they all have. Once per burst, so a burst of answers costs two checkpoints, not two each.
-                    answered_before = None
+                    yielded = True
                     await trio.lowlevel.checkpoint()
                     await trio.lowlevel.checkpoint()
 

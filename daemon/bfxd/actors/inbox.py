@@ -207,9 +207,8 @@ class _Inbox:
             job.answer = Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN,
                                                 "the daemon is stopping"), wire.SHUTTING_DOWN)
         elif not isinstance(request, WatchRequest):
-            if isinstance(request, (CancelRequest, CancelAllRequest)):
+            if job.is_cancel:
                 self.inflight_cancels += 1  # the task's ``_run`` counts it down, whatever happens
-                job.counted = True
             job.wait = start_request(request, account=self.account, request_id=request_id,
                                      default_timeout=self.settings.request_timeout)
         return job
@@ -246,7 +245,7 @@ class _Inbox:
             return Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"),
                           wire.SHUTTING_DOWN)
         finally:
-            if job.counted:
+            if job.is_cancel:
                 self.inflight_cancels -= 1
                 if not self.inflight_cancels:
                     self._cancels_done.set()
@@ -298,7 +297,11 @@ class _Job:
     rejection: bytes | None = None  # the line could not be parsed: answered with this, nothing else
     answer: Answer | None = None  # final already (the daemon is stopping)
     wait: Callable[[], Awaitable[Answer]] | None = None  # started: await it for the answer
-    counted: bool = False  # an exchange-side cancel: counted in ``inflight_cancels``
+
+    @property
+    def is_cancel(self) -> bool:
+        """An exchange-side cancel: counted in ``inflight_cancels`` while it runs."""
+        return isinstance(self.request, (CancelRequest, CancelAllRequest))
 
 
 class _Output:

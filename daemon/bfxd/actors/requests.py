@@ -77,7 +77,7 @@ def start_request(
         deadline = trio.current_time() + wait
         pending = account.start_cancel(request.offer_id, request_id=request_id)
         return functools.partial(_finish_cancel, request, pending, deadline, wait)
-    return functools.partial(run_request, request, account=account, request_id=request_id,
+    return functools.partial(_run_request, request, account=account, request_id=request_id,
                              default_timeout=default_timeout)
 
 
@@ -87,10 +87,10 @@ async def _finish_cancel(request: CancelRequest, pending: PendingCancel, deadlin
     return Answer(_line(request.op, request.ref, body), _outcome(body), _audit(body))
 
 
-async def run_request(
+async def _run_request(
     request: wire.Request, *, account: AccountClient, request_id: str, default_timeout: float
 ) -> Answer:
-    """Carry out one non-streaming request; return its final answer."""
+    """Carry out one non-streaming request other than a cancel; return its final answer."""
     op, ref = request.op, request.ref
     if isinstance(request, PingRequest):
         return Answer(wire.answer_line(op, ref), "ok")
@@ -107,9 +107,6 @@ async def run_request(
         offers = await account.offers(request.symbol)
         return Answer(wire.answer_line(op, ref, offers=[o.to_json() for o in offers]), "ok",
                       {"count": len(offers)})
-    if isinstance(request, CancelRequest):
-        return await _finish_cancel(request, account.start_cancel(request.offer_id, request_id=request_id),
-                                    deadline, wait)
     assert isinstance(request, CancelAllRequest)
     return await _cancel_all(request, account=account, request_id=request_id, deadline=deadline, wait=wait)
 
