@@ -11,21 +11,18 @@ import pytest
 import trio
 import trio.testing
 
-from bfxd.actors.account import RouterInput, _SendOrder, run_account
-from bfxd.actors.api import AccountClient, CancelResult, NotReady, PendingCancel, TimedOut
+from bfxd.actors.account import RouterInput, run_account
+from bfxd.actors.api import AccountClient, PendingInput
 from bfxd.actors.messages import (
     AccountCommand,
-    Answered,
-    CancelCommand,
     FromLink,
+    InputCommand,
     LinkDown,
-    NoLongerActive,
     NotificationWatchEvent,
     OfferWatchEvent,
     OutboundFrame,
     SessionHeld,
     SessionReady,
-    ShuttingDown,
     WatcherCutOff,
     WatchEvent,
 )
@@ -39,6 +36,15 @@ from bfxd.protocol import (
     decode_exchange_frame,
 )
 from bfxd.protocol.encode import notification_frame, offer_frame, offers_snapshot_frame
+from bfxd.protocol.input_kinds import (
+    Answered,
+    CancelInput,
+    NoLongerActive,
+    NotReady,
+    Outcome,
+    ShuttingDown,
+    TimedOut,
+)
 from conftest import load_frame_text
 
 UST, USD = 41238934, 41238935  # the two offers of tests/frames/fos-snapshot.json
@@ -73,7 +79,7 @@ class Request:
     """One client's cancel, running in its own task."""
 
     offer_id: int
-    result: CancelResult | None = None
+    result: Outcome | None = None
     at: float | None = None  # trio time the result arrived
 
     @property
@@ -84,14 +90,14 @@ class Request:
 class Router:
     """run_account with an AccountClient in front and the frames channel readable by the test."""
 
-    def __init__(self, *, frames_size: int = 16, sweep_interval: float = 1.0) -> None:
+    def __init__(self, *, frames_size: int = 16) -> None:
         self.board = SessionBoard()
         self.commands, commands_out = trio.open_memory_channel[AccountCommand](0)
         self.events, events_out = trio.open_memory_channel[RouterInput](64)
         frames_in, self.frames = trio.open_memory_channel[OutboundFrame](frames_size)
         self.client = AccountClient(self.commands, self.board)
         self.run = partial(run_account, board=self.board, commands=commands_out, events=events_out,
-                           frames=frames_in, sweep_interval=sweep_interval)
+                           frames=frames_in)
         self.nursery: trio.Nursery | None = None
         self._ids = iter(range(1, 10**6))
 
@@ -113,7 +119,7 @@ class Router:
         request_id = f"r{next(self._ids)}"
 
         async def go() -> None:
-            request.result = await self.client.cancel(offer_id, request_id=request_id, deadline=deadline)
+            request.result = await self.client.send(CancelInput(offer_id), request_id=request_id, deadline=deadline)
             request.at = trio.current_time()
 
         self.nursery.start_soon(go)
@@ -133,6 +139,10 @@ class Router:
             assert isinstance(decoded, CancelOfferInput)
             assert frame.log["offer_id"] == decoded.offer_id
             out.append((frame.generation, decoded.offer_id))
+
+
+async def offers(router: Router, symbol: str | None = None) -> list[FundingOffer]:
+    return await router.client.read(lambda state: state.book.offers(symbol))
 
 
 @pytest.fixture
@@ -178,7 +188,7 @@ class TestCancelBeforeReady:
         self, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
     ) -> None:
         """A session that turns ready after the requester gave up NotReady must not send its foc anyway."""
-        harness = Router(sweep_interval=3600)
+        harness = Router()
         harness.nursery = nursery
         await nursery.start(harness.run)
         request = await harness.cancel(UST, within=2)
@@ -411,21 +421,21 @@ class TestBook:
         """fos, fou, foc and fon keep the book, offers(symbol) and board.offers in step."""
         fos = frame_event("fos-snapshot")
         await router.send(FromLink(1, fos))
-        assert [o.id for o in await router.client.offers()] == [UST, USD]
-        assert [o.id for o in await router.client.offers("fUSD")] == [USD]
+        assert [o.id for o in await offers(router)] == [UST, USD]
+        assert [o.id for o in await offers(router, "fUSD")] == [USD]
         assert router.board.offers == 2
         await router.send(FromLink(1, frame_event("fou-partial")))
-        (ust,) = await router.client.offers("fUST")
+        (ust,) = await offers(router, "fUST")
         assert (ust.amount, ust.status) == (300, "PARTIALLY FILLED at 0.02% (200.0)")
         await router.send(FromLink(1, frame_event("foc-canceled")))
-        assert [o.id for o in await router.client.offers()] == [USD]
+        assert [o.id for o in await offers(router)] == [USD]
         assert router.board.offers == 1
         await router.send(FromLink(1, decode_exchange_frame(offer_frame("fon", offer(7, symbol="fUST")))))
-        assert [o.id for o in await router.client.offers()] == [7, USD]
-        assert await router.client.offers("fBTC") == []
+        assert [o.id for o in await offers(router)] == [7, USD]
+        assert await offers(router, "fBTC") == []
         assert router.board.offers == 2
         await router.send(FromLink(2, frame_event("fos-empty")))
-        assert (await router.client.offers(), router.board.offers) == ([], 0)
+        assert (await offers(router), router.board.offers) == ([], 0)
 
     async def test_probe_is_answered(self, router: Router, autojump_clock: trio.testing.MockClock) -> None:
         """probe() returns at once while the router is idle."""
@@ -511,7 +521,7 @@ class TestShutdownAndBackpressure:
         ids = [101, 102, 103, 104]
         requests = [await harness.cancel(i, within=60) for i in ids]
         start = trio.current_time()
-        assert {o.id for o in await harness.client.offers()} == {UST, USD}
+        assert {o.id for o in await offers(harness)} == {UST, USD}
         await harness.client.probe()
         assert trio.current_time() == start
         assert harness.board.pending == 4
@@ -532,94 +542,66 @@ class TestShutdownAndBackpressure:
 
 
 class TestAccountClient:
-    async def test_frame_sent_at_the_deadline_is_timed_out(self, autojump_clock: trio.testing.MockClock) -> None:
-        """If the frame went out just before the deadline strikes, the client says TimedOut, not NotReady."""
-        commands_in, commands = trio.open_memory_channel[AccountCommand](0)
-        client = AccountClient(commands_in, SessionBoard())
-        results: list[CancelResult] = []
-        deadline = trio.current_time() + 5
-
-        async def requester() -> None:
-            results.append(await client.cancel(UST, request_id="r1", deadline=deadline))
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(requester)
-            await trio.sleep(5 - 0.001)  # the requester sits in commands.send, the deadline nearly due
-            command = commands.receive_nowait()  # the "router" takes the command …
-            assert isinstance(command, CancelCommand)
-            command.receipt.sent = True  # … and sends the frame at once,
-            autojump_clock.jump(0.001)  # and the deadline passes before the requester runs again
-        assert results == [TimedOut()]
-
-    async def test_outcome_buffered_at_the_deadline_is_returned(self, autojump_clock: trio.testing.MockClock) -> None:
-        """An outcome already delivered when the deadline strikes is returned rather than lost."""
-        commands_in, commands = trio.open_memory_channel[AccountCommand](0)
-        client = AccountClient(commands_in, SessionBoard())
-        results: list[CancelResult] = []
-        deadline = trio.current_time() + 5
-        note = foc_note(UST)
-
-        async def requester() -> None:
-            results.append(await client.cancel(UST, request_id="r1", deadline=deadline))
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(requester)
-            await trio.sleep(5 - 0.001)
-            command = commands.receive_nowait()
-            assert isinstance(command, CancelCommand)
-            command.receipt.sent = True
-            command.reply.send_nowait(Answered(note))
-            autojump_clock.jump(0.001)
-        assert results == [Answered(note)]
-
     async def test_closed_router_is_shutting_down(self, autojump_clock: trio.testing.MockClock) -> None:
-        """A cancel sent to a router that is gone answers ShuttingDown at once."""
+        """An input sent to a router that is gone answers ShuttingDown at once."""
         commands_in, commands = trio.open_memory_channel[AccountCommand](0)
         await commands.aclose()
         client = AccountClient(commands_in, SessionBoard())
-        assert await client.cancel(UST, request_id="r1", deadline=trio.current_time() + 5) == ShuttingDown()
+        outcome = await client.send(CancelInput(UST), request_id="r1", deadline=trio.current_time() + 5)
+        assert outcome == ShuttingDown()
+
+    async def test_batch_not_taken_before_the_deadline_is_not_ready(
+        self, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        """A cancel_all's batch the router never takes: every input says NotReady at the deadline."""
+        commands_in, _commands = trio.open_memory_channel[AccountCommand](0)  # nobody receiving
+        client = AccountClient(commands_in, SessionBoard())
+        start = trio.current_time()
+        pending = await client.start_many([CancelInput(UST), CancelInput(USD)], request_id="r1", deadline=start + 3)
+        assert trio.current_time() == start + 3
+        assert [await p.outcome() for p in pending] == [NotReady(), NotReady()]
 
 
-class TestStartCancel:
-    """The inbox's hot path: the cancel is handed over before the requester's own task runs."""
+class TestStartInput:
+    """The inbox's hot path: the input is handed over before the requester's own task runs."""
 
     async def test_reaches_the_router_without_a_checkpoint(
         self, router: Router, autojump_clock: trio.testing.MockClock
     ) -> None:
-        """start_cancel alone puts the frame on the wire; outcome(), awaited later, gets the answer."""
+        """start alone puts the frame on the wire; outcome(), awaited later, gets the answer."""
         await router.ready(1)
         with trio.testing.assert_no_checkpoints():
-            pending = router.client.start_cancel(UST, request_id="r1")
+            pending = router.client.start(CancelInput(UST), request_id="r1", deadline=trio.current_time() + 5)
         await trio.testing.wait_all_tasks_blocked()
         assert router.sent() == [(1, UST)]
-        # the frame going out is noted on the receipt; the requester is not woken for it
-        assert pending._command.receipt.sent and pending._replies.statistics().current_buffer_used == 0
         note = foc_note(UST)
         await router.send(FromLink(1, note))
-        assert await pending.outcome(trio.current_time() + 5) == Answered(note)
+        assert await pending.outcome() == Answered(note)
 
     async def test_busy_router_is_waited_for_within_the_deadline(
         self, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
     ) -> None:
         """No room for the command: outcome() sends it when there is, or answers NotReady at the deadline."""
         commands_in, commands = trio.open_memory_channel[AccountCommand](0)  # nobody receiving: no room
-        patient = PendingCancel(commands_in, UST, "r1")
+        now = trio.current_time()
+        patient = PendingInput(commands_in, CancelInput(UST), "r1", now + 60)
         patient.try_submit()
-        impatient = PendingCancel(commands_in, USD, "r2")
+        impatient = PendingInput(commands_in, CancelInput(USD), "r2", now + 2)
         impatient.try_submit()
         assert commands_in.statistics().current_buffer_used == 0
-        assert await impatient.outcome(trio.current_time() + 2) == NotReady()
-        results: list[CancelResult] = []
+        assert await impatient.outcome() == NotReady()
+        results: list[Outcome] = []
 
         async def wait() -> None:
-            results.append(await patient.outcome(trio.current_time() + 60))
+            results.append(await patient.outcome())
 
         nursery.start_soon(wait)
         await trio.sleep(5)
         command = await commands.receive()
-        assert isinstance(command, CancelCommand) and (command.offer_id, command.request_id) == (UST, "r1")
+        assert isinstance(command, InputCommand)
+        assert (command.spec, command.requester.request_id) == (CancelInput(UST), "r1")
         note = foc_note(UST)
-        command.reply.send_nowait(Answered(note))
+        command.requester.reply.send_nowait(Answered(note))
         await trio.testing.wait_all_tasks_blocked()
         assert results == [Answered(note)]
 
@@ -629,12 +611,12 @@ class TestStartCancel:
         """A notification and the foc update behind it arrive together: the requester has its answer (and
         would have written it) before the router applies the update."""
         await router.ready(1)
-        pending = router.client.start_cancel(UST, request_id="r1")
+        pending = router.client.start(CancelInput(UST), request_id="r1", deadline=trio.current_time() + 30)
         await trio.testing.wait_all_tasks_blocked()
-        seen: list[tuple[CancelResult, int]] = []
+        seen: list[tuple[Outcome, int]] = []
 
         async def requester() -> None:
-            result = await pending.outcome(trio.current_time() + 30)
+            result = await pending.outcome()
             seen.append((result, router.board.offers))  # what the router has done by the time we run
 
         nursery.start_soon(requester)
@@ -649,25 +631,6 @@ class TestStartCancel:
     async def test_router_gone_is_shutting_down(self, autojump_clock: trio.testing.MockClock) -> None:
         commands_in, commands = trio.open_memory_channel[AccountCommand](1)
         commands.close()
-        pending = AccountClient(commands_in, SessionBoard()).start_cancel(UST, request_id="r1")
-        assert await pending.outcome(trio.current_time() + 5) == ShuttingDown()
-
-
-class TestSendOrder:
-    def test_id_less_answers_take_the_oldest_frame_not_answered_by_id(self) -> None:
-        """Frames answered by id are skipped; the rest come out oldest first, on their own link only."""
-        order = _SendOrder()
-        for offer_id in (1, 2, 3, 2):
-            order.sent(7, offer_id)
-        order.answered(7, 2)  # the older of the two frames for offer 2
-        order.answered(7, 99)  # never sent: changes nothing
-        assert order.pop_oldest(8) is None  # another link's answer takes nothing
-        assert [order.pop_oldest(7) for _ in range(4)] == [1, 3, 2, None]
-
-    def test_state_is_released(self) -> None:
-        """Once every frame has left the line, nothing of it is kept (no counter left behind)."""
-        order = _SendOrder()
-        order.sent(1, 5)
-        order.answered(1, 5)
-        assert order.pop_oldest(1) is None
-        assert not order._waiting and not order._tombstones and not order._order
+        pending = AccountClient(commands_in, SessionBoard()).start(CancelInput(UST), request_id="r1",
+                                                                  deadline=trio.current_time() + 5)
+        assert await pending.outcome() == ShuttingDown()

@@ -15,12 +15,13 @@ import pytest
 import trio
 from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S, fast_link
 
-from bfxd.actors.api import AccountClient, NotReady, TimedOut
+from bfxd.actors.api import AccountClient
 from bfxd.actors.auth import AuthSettings
-from bfxd.actors.messages import AccountCommand, Answered, NoLongerActive
+from bfxd.actors.messages import AccountCommand
 from bfxd.actors.session import SessionBoard
 from bfxd.exchange import run_exchange_side
-from bfxd.protocol import CancelOfferInput
+from bfxd.protocol import CancelOfferInput, FundingOffer
+from bfxd.protocol.input_kinds import Answered, CancelInput, NoLongerActive, NotReady, TimedOut
 from bfxd.secret import Secret
 from bfxd.simulator import Simulator, SimulatorConfig
 
@@ -42,7 +43,11 @@ class Rig:
             await self.board.wait_until(lambda board: board.offers == len(self.sim.offers))
 
     async def cancel(self, offer_id: int, *, within: float = GUARD_S, request_id: str = "t") -> object:
-        return await self.account.cancel(offer_id, request_id=request_id, deadline=trio.current_time() + within)
+        return await self.account.send(CancelInput(offer_id), request_id=request_id,
+                                       deadline=trio.current_time() + within)
+
+    async def offers(self) -> list[FundingOffer]:
+        return await self.account.read(lambda state: state.book.offers())
 
     def cancel_in(self, nursery: trio.Nursery, offer_id: int) -> list[object]:
         """Start a cancel in *nursery*; its one result lands in the returned list."""
@@ -80,7 +85,7 @@ async def rig(nursery: trio.Nursery) -> AsyncIterator[Rig]:
 
 async def test_ready_with_the_snapshot_as_the_book(rig: Rig) -> None:
     """After auth the book holds exactly the simulator's active offers."""
-    offers = await rig.account.offers()
+    offers = await rig.offers()
     assert {o.id for o in offers} == set(rig.sim.offers)
     assert rig.board.offers == len(rig.sim.offers) > 0
     assert rig.board.user_id == SimulatorConfig().user_id
@@ -93,7 +98,7 @@ async def test_cancel_success_reaches_the_requester(rig: Rig) -> None:
     assert isinstance(result, Answered) and result.succeeded
     assert result.notification.offer_id == offer_id
     with trio.fail_after(GUARD_S):
-        while offer_id in {o.id for o in await rig.account.offers()}:
+        while offer_id in {o.id for o in await rig.offers()}:
             await trio.testing.wait_all_tasks_blocked()
     assert len(rig.foc_frames(offer_id)) == 1
 

@@ -1,52 +1,55 @@
-"""The exchange side's internal API, as the command inbox (and the tests) use it.
+"""The exchange side's internal API, as the ops (and the tests) use it.
 
-``AccountClient`` turns a request into commands for the account router and waits for the outcome under the
-caller's deadline. It adds two outcomes the router cannot know: ``NotReady`` (the deadline passed before the
-frame could be sent: no ready session) and ``TimedOut`` (the frame went out, no answer before the deadline:
-the outcome is unknown).
+``AccountClient`` hands requests to the account router and waits for their outcome. The router's input machine
+settles every input by its deadline, so waiting needs no timeout here; the one case decided here is a router too
+busy to take the request before its deadline (``NotReady``: nothing was sent).
 """
 
 from __future__ import annotations
 
-import attrs
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import trio
 
 from bfxd.actors.messages import (
     AccountCommand,
-    CancelCommand,
-    CancelOutcome,
-    OffersQuery,
+    AccountView,
+    InputBatch,
+    InputCommand,
     Probe,
-    ShuttingDown,
+    Read,
+    Requester,
     Subscribe,
     WatchEvent,
 )
 from bfxd.actors.session import SessionBoard, SessionSnapshot
-from bfxd.protocol import FundingOffer
+from bfxd.protocol.input_kinds import InputSpec, NotReady, Outcome, ShuttingDown
+
+T = TypeVar("T")
 
 
-@attrs.frozen
-class NotReady:
-    """No authenticated session before the deadline; the frame was never sent."""
+class PendingInput:
+    """One input on its way: its command for the router, and the channel the router answers on."""
 
+    __slots__ = ("_command", "_commands", "_replies", "_submitted")
 
-@attrs.frozen
-class TimedOut:
-    """The frame was sent and no answer came before the deadline: the outcome is unknown."""
-
-
-CancelResult = CancelOutcome | NotReady | TimedOut
-
-
-class PendingCancel:
-    """One cancel on its way: its command for the router, and the channel the router answers on."""
-
-    def __init__(self, commands: trio.MemorySendChannel[AccountCommand], offer_id: int, request_id: str) -> None:
-        reply_in, self._replies = trio.open_memory_channel[CancelOutcome](1)
+    def __init__(self, commands: trio.MemorySendChannel[AccountCommand], spec: InputSpec, request_id: str,
+                 deadline: float) -> None:
+        reply_in, self._replies = trio.open_memory_channel[Outcome](1)
         self._commands = commands
-        self._command = CancelCommand(offer_id, request_id, reply_in)
-        self._submitted = False
-        self._router_gone = False
+        self._command = InputCommand(Requester(request_id, reply_in), spec, deadline)
+        self._submitted: bool | None = False  # None: the router is gone
+
+    @property
+    def command(self) -> InputCommand:
+        return self._command
+
+    def submitted(self) -> None:
+        self._submitted = True
+
+    def router_gone(self) -> None:
+        self._submitted = None
 
     def try_submit(self) -> None:
         try:
@@ -55,34 +58,25 @@ class PendingCancel:
         except trio.WouldBlock:
             pass  # the router is busy: ``outcome`` waits for room, within the deadline
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._router_gone = True
+            self._submitted = None
 
-    async def outcome(self, deadline: float) -> CancelResult:
-        """Wait for the result until *deadline* (trio time) at the most. Exactly one result, always.
-
-        Await it once, and soon: until it returns, the router counts the requester as waiting."""
-        replies = self._replies
-        with replies:  # leaving closes our end: the router then knows nobody waits any more
-            with trio.move_on_at(deadline):
-                if self._router_gone:
-                    return ShuttingDown()
-                if not self._submitted:
+    async def outcome(self) -> Outcome:
+        """The one outcome, at the request's deadline at the latest. Await it once."""
+        with self._replies:
+            if self._submitted is None:
+                return ShuttingDown()
+            if not self._submitted:
+                with trio.move_on_at(self._command.deadline) as scope:
                     try:
                         await self._commands.send(self._command)
                     except (trio.BrokenResourceError, trio.ClosedResourceError):
                         return ShuttingDown()
-                    self._submitted = True
-                try:
-                    return await replies.receive()
-                except trio.EndOfChannel:
-                    return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
-            # The deadline may strike after the router delivered but before we read: an outcome already in the
-            # channel is the answer.
+                if scope.cancelled_caught:
+                    return NotReady()  # the router never took it: nothing was sent
             try:
-                return replies.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                pass
-        return TimedOut() if self._command.receipt.sent else NotReady()
+                return await self._replies.receive()
+            except trio.EndOfChannel:
+                return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
 
 
 class AccountClient:
@@ -93,22 +87,38 @@ class AccountClient:
     def status(self) -> SessionSnapshot:
         return self.board.snapshot()
 
-    def start_cancel(self, offer_id: int, *, request_id: str) -> PendingCancel:
-        """Hand a cancel to the router now, without a checkpoint when its inbox has room (the usual case): the
-        router takes it in the very next scheduling round. ``PendingCancel.outcome`` waits for the result."""
-        pending = PendingCancel(self._commands, offer_id, request_id)
+    def start(self, spec: InputSpec, *, request_id: str, deadline: float) -> PendingInput:
+        """Hand an input to the router now, without a checkpoint when its inbox has room (the usual case): the
+        router takes it in the very next scheduling round. ``PendingInput.outcome`` waits for the result."""
+        pending = PendingInput(self._commands, spec, request_id, deadline)
         pending.try_submit()
         return pending
 
-    async def cancel(self, offer_id: int, *, request_id: str, deadline: float) -> CancelResult:
-        """Cancel one offer; wait until *deadline* (trio time) at the most. Exactly one result, always."""
-        return await self.start_cancel(offer_id, request_id=request_id).outcome(deadline)
+    async def start_many(self, specs: list[InputSpec], *, request_id: str, deadline: float) -> list[PendingInput]:
+        """Hand several inputs to the router in one command; each ``PendingInput.outcome`` waits for its result."""
+        pending = [PendingInput(self._commands, spec, request_id, deadline) for spec in specs]
+        with trio.move_on_at(deadline):  # if it strikes, each outcome() says NotReady: nothing was handed over
+            try:
+                await self._commands.send(InputBatch(tuple(p.command for p in pending)))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                for p in pending:
+                    p.router_gone()
+                return pending
+            for p in pending:
+                p.submitted()
+        return pending
 
-    async def offers(self, symbol: str | None = None) -> list[FundingOffer]:
-        reply_in, replies = trio.open_memory_channel[list[FundingOffer]](1)
+    async def send(self, spec: InputSpec, *, request_id: str, deadline: float) -> Outcome:
+        """One input; its outcome by *deadline* (trio time) at the latest. Exactly one outcome, always."""
+        return await self.start(spec, request_id=request_id, deadline=deadline).outcome()
+
+    async def read(self, query: Callable[[AccountView], T]) -> T:
+        """*query* run over the router's live state, between two of its events."""
+        reply_in, replies = trio.open_memory_channel[Any](1)
         async with replies:
-            await self._commands.send(OffersQuery(symbol, reply_in))
-            return await replies.receive()
+            await self._commands.send(Read(query, reply_in))
+            result: T = await replies.receive()
+            return result
 
     async def subscribe(self, buffer: int) -> trio.MemoryReceiveChannel[WatchEvent]:
         """Events from now on, through a *buffer*-deep channel; a watcher that falls behind is cut off."""

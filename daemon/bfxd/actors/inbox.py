@@ -1,18 +1,20 @@
 """The command inbox: the Unix socket server that turns client lines into requests and answers.
 
-Per client: one reader (frames lines, parses and logs them, hands a cancel to the router at once, and starts a
-task per request to wait for its answer), one writer (drains a bounded per-client queue in batches), and the
-request tasks. A final answer goes straight to the socket when nothing is queued and no send is in progress,
-else through the queue (``_Output``); watch lines always queue. A client may pipeline: answers go out as their
-requests finish, each carrying its ``ref``.
+Per client: one reader (frames lines, parses and logs them, begins each request through its row in the
+operations table, so an exchange input reaches the router at once, and starts a task per request to wait for
+its answer), one writer (drains a bounded per-client queue in batches), and the request tasks. A final answer
+goes straight to the socket when nothing is queued and no send is in progress, else through the queue
+(``_Output``); watch lines always queue. A client may pipeline: answers go out as their requests finish, each
+carrying its ``ref``.
 
 Isolation: nothing a client sends can disturb another. Bad lines are answered ``bad_request`` and the
 connection stays usable; a line over 64 KiB is answered, then the connection is closed. A client that leaves
 mid-request does not cancel the exchange-side work: the request runs to its outcome, which is logged.
 
-Shutdown (``stop`` set): accepting stops; requests that arrive now are answered ``shutting_down``; cancels in
-flight get *shutdown_grace* seconds; then the command channel closes, so the account router answers whatever
-is left ``shutting_down`` too, and every client gets its last answers before its connection closes.
+Shutdown (``stop`` set): accepting stops; requests that arrive now are answered ``shutting_down``; requests that
+write to the exchange get *shutdown_grace* seconds; then the command channel closes, so the account router
+answers whatever is left ``shutting_down`` too, and every client gets its last answers before its connection
+closes.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ import trio
 from bfxd.actors.api import AccountClient
 from bfxd.actors.channels import hand_over, take_waiting
 from bfxd.actors.messages import WatcherCutOff
-from bfxd.actors.requests import Answer, start_request
+from bfxd.actors.ops import OPS, Op, OpContext
+from bfxd.actors.replies import Answer
 from bfxd.protocol import client_wire as wire
-from bfxd.protocol.client_wire import CancelAllRequest, CancelRequest, LineBuffer, LineTooLong, WatchRequest
+from bfxd.protocol.client_wire import LineBuffer, LineTooLong
 from bfxd.unix_socket import PeerCred, peer_credentials
 
 log = structlog.get_logger()
@@ -76,9 +79,9 @@ async def run_inbox(
                 task_status.started()
                 await stop.wait()
                 accepting.cancel_scope.cancel()
-            log.info("inbox.stopped_accepting", clients=inbox.clients, inflight_cancels=inbox.inflight_cancels)
+            log.info("inbox.stopped_accepting", clients=inbox.clients, inflight_writes=inbox.inflight_writes)
             with trio.move_on_after(settings.shutdown_grace):
-                await inbox.wait_cancels_done()
+                await inbox.wait_writes_done()
             await commands.aclose()  # the router answers what is left ShuttingDown and ends the watches
             inbox.stop_reading()
             clients.cancel_scope.deadline = trio.current_time() + settings.flush_timeout  # backstop
@@ -89,13 +92,13 @@ class _Inbox:
         self.account, self.settings, self.stop = account, settings, stop
         self.client_ids = itertools.count(1)
         self.clients = 0
-        self.inflight_cancels = 0
-        self._cancels_done = trio.Event()
+        self.inflight_writes = 0
+        self._writes_done = trio.Event()
         self._reader_scopes: set[trio.CancelScope] = set()
 
-    async def wait_cancels_done(self) -> None:
-        while self.inflight_cancels:
-            await self._cancels_done.wait()
+    async def wait_writes_done(self) -> None:
+        while self.inflight_writes:
+            await self._writes_done.wait()
 
     def stop_reading(self) -> None:
         """Stopping: read no more requests; each client gets its last answers, then its connection closes."""
@@ -177,7 +180,7 @@ class _Inbox:
                     except trio.WouldBlock:
                         await inflight.acquire()
                     request_id = f"{client_id}.{next(numbers)}"
-                    # Begun here, in the reader: a cancel reaches the router without waiting for its own task
+                    # Begun here, in the reader: an input reaches the router without waiting for its own task
                     # to be scheduled first. The task waits for the answer and writes it; it is started inside
                     # the binding, so its copy of the context carries the request id too.
                     with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -195,22 +198,18 @@ class _Inbox:
             request = wire.parse_request(line)
         except wire.RequestRejected as exc:
             log.info("command.rejected", error=exc.error_type, reason=exc.message, op=exc.op, ref=exc.ref)
-            return _Job(None, {}, 0.0, rejection=wire.rejection_line(exc))
-        fields = {"op": request.op, "ref": request.ref}
-        if isinstance(request, CancelRequest):
-            fields["offer_id"] = request.offer_id
-        if isinstance(request, (CancelRequest, CancelAllRequest)) and request.timeout is not None:
-            fields["timeout_s"] = request.timeout
+            return _Job(None, None, {}, 0.0, rejection=wire.rejection_line(exc))
+        op = OPS[type(request)]
+        fields = {"op": request.op, "ref": request.ref, **op.audit(request)}
         log.info("command.received", **fields)
-        job = _Job(request, fields, trio.current_time())
+        job = _Job(request, op, fields, trio.current_time())
         if self.stop.is_set():
             job.answer = Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN,
                                                 "the daemon is stopping"), wire.SHUTTING_DOWN)
-        elif not isinstance(request, WatchRequest):
-            if job.is_cancel:
-                self.inflight_cancels += 1  # the task's ``_run`` counts it down, whatever happens
-            job.wait = start_request(request, account=self.account, request_id=request_id,
-                                     default_timeout=self.settings.request_timeout)
+        elif not op.streaming:
+            if op.writes:
+                self.inflight_writes += 1  # the task's ``_run`` counts it down, whatever happens
+            job.wait = op.begin(request, OpContext(self.account, request_id, self.settings.request_timeout))
         return job
 
     async def _finish(self, job: _Job, output: _Output, inflight: trio.Semaphore, watches: _Watches) -> None:
@@ -227,7 +226,7 @@ class _Inbox:
         request = job.request
         assert request is not None
         answer = job.answer
-        if answer is None and isinstance(request, WatchRequest):
+        if answer is None and job.op is not None and job.op.streaming:
             await self._watch(request, output.queue, watches)
             return
         if answer is None:
@@ -245,13 +244,13 @@ class _Inbox:
             return Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"),
                           wire.SHUTTING_DOWN)
         finally:
-            if job.is_cancel:
-                self.inflight_cancels -= 1
-                if not self.inflight_cancels:
-                    self._cancels_done.set()
-                    self._cancels_done = trio.Event()
+            if job.op is not None and job.op.writes:
+                self.inflight_writes -= 1
+                if not self.inflight_writes:
+                    self._writes_done.set()
+                    self._writes_done = trio.Event()
 
-    async def _watch(self, request: WatchRequest, out, watches: _Watches) -> None:  # type: ignore[no-untyped-def]
+    async def _watch(self, request: wire.Request, out: trio.MemorySendChannel[bytes], watches: _Watches) -> None:
         try:
             events = await self.account.subscribe(self.settings.watch_buffer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -292,16 +291,12 @@ class _Job:
     """One request as the reader began it, for its task to finish."""
 
     request: wire.Request | None
+    op: Op | None  # its row in the operations table
     fields: dict[str, object]  # the audit fields of command.received, repeated in command.completed
     started: float
     rejection: bytes | None = None  # the line could not be parsed: answered with this, nothing else
     answer: Answer | None = None  # final already (the daemon is stopping)
     wait: Callable[[], Awaitable[Answer]] | None = None  # started: await it for the answer
-
-    @property
-    def is_cancel(self) -> bool:
-        """An exchange-side cancel: counted in ``inflight_cancels`` while it runs."""
-        return isinstance(self.request, (CancelRequest, CancelAllRequest))
 
 
 class _Output:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import attrs
 import trio
 
-from bfxd.protocol import FundingOffer, Notification
-from bfxd.protocol.book import OfferChange
+from bfxd.protocol import Notification
+from bfxd.protocol.book import OfferBook, OfferChange
 from bfxd.protocol.client_wire import event_line
 from bfxd.protocol.events import ExchangeEvent
+from bfxd.protocol.input_kinds import InputSpec, Outcome
 
 # ---- connection → auth / account ------------------------------------------------------------------------
 
@@ -85,53 +87,43 @@ class OutboundFrame:
 
 
 @attrs.define(eq=False)
-class FrameReceipt:
-    """Whether a cancel's ``foc`` frame was handed to the link: set by the router, read by the requester only
-    once its deadline has passed (``timeout`` if it went out, ``not_ready`` if not). A flag, not a message, so
-    the requester is not woken for it on every cancel; trio runs one task at a time, so no lock is needed."""
+class Requester:
+    """One request's handle in the input machine: the router delivers its one outcome on *reply*."""
 
-    sent: bool = False
-
-
-@attrs.frozen
-class Answered:
-    """The exchange answered with a ``foc-req`` notification (SUCCESS, ERROR or FAILURE)."""
-
-    notification: Notification
-
-    @property
-    def succeeded(self) -> bool:
-        return self.notification.succeeded
-
-
-@attrs.frozen
-class NoLongerActive:
-    """The link dropped after the frame was sent, and the fresh snapshot no longer lists the offer."""
-
-    offer_id: int
-
-
-@attrs.frozen
-class ShuttingDown:
-    """The daemon stopped before the exchange answered."""
-
-
-CancelOutcome = Answered | NoLongerActive | ShuttingDown
-
-
-@attrs.frozen
-class CancelCommand:
-    offer_id: int
     request_id: str
     # capacity 1: one outcome is all it is ever sent, so the router never blocks on it.
-    reply: trio.MemorySendChannel[CancelOutcome]
-    receipt: FrameReceipt = attrs.field(factory=FrameReceipt)
+    reply: trio.MemorySendChannel[Outcome]
 
 
 @attrs.frozen
-class OffersQuery:
-    symbol: str | None
-    reply: trio.MemorySendChannel[list[FundingOffer]]  # capacity 1
+class InputCommand:
+    """Send an exchange input for *requester*; the machine settles it by *deadline* (trio time) at the latest."""
+
+    requester: Requester
+    spec: InputSpec
+    deadline: float
+
+
+@attrs.frozen
+class InputBatch:
+    """Several inputs handed over at once (a cancel_all): one hand-over instead of one per input."""
+
+    commands: tuple[InputCommand, ...]
+
+
+@attrs.frozen
+class Read:
+    """Answer *query* over the router's live state (the offer book…) on *reply*, at once."""
+
+    query: Callable[[AccountView], Any]
+    reply: trio.MemorySendChannel[Any]  # capacity 1
+
+
+class AccountView(Protocol):
+    """What a ``Read`` query may look at."""
+
+    @property
+    def book(self) -> OfferBook: ...
 
 
 @attrs.frozen
@@ -148,7 +140,7 @@ class Probe:
     reply: trio.MemorySendChannel[None]  # capacity 1
 
 
-AccountCommand = CancelCommand | OffersQuery | Subscribe | Probe
+AccountCommand = InputCommand | InputBatch | Read | Subscribe | Probe
 
 
 # ---- account → watchers --------------------------------------------------------------------------------

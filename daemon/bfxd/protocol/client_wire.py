@@ -31,6 +31,8 @@ _SYMBOL = re.compile(r"f[A-Za-z0-9:]{1,15}")
 
 # Error types (interface.md). NOT_ACTIVE is bfxd's: the connection dropped after a cancel was sent and the
 # fresh snapshot no longer lists the offer, so whether our cancel or an execution removed it is unknown.
+# NOT_CONFIRMED: a submit's link dropped before its answer and the fresh snapshot shows no such offer (not resent,
+# safe to retry). NOT_SENT: the input never got its turn under the input pace before its deadline.
 BAD_REQUEST = "bad_request"
 UNKNOWN_OP = "unknown_op"
 FORBIDDEN = "forbidden"
@@ -40,6 +42,10 @@ EXCHANGE = "exchange"
 BUSY = "busy"
 SHUTTING_DOWN = "shutting_down"
 NOT_ACTIVE = "not_active"
+NOT_CONFIRMED = "not_confirmed"
+NOT_SENT = "not_sent"
+ERROR_TYPES = (BAD_REQUEST, UNKNOWN_OP, FORBIDDEN, NOT_READY, TIMEOUT, EXCHANGE, BUSY, SHUTTING_DOWN, NOT_ACTIVE,
+               NOT_CONFIRMED, NOT_SENT)
 
 Ref = str | int | None
 
@@ -100,6 +106,12 @@ class PingRequest:
 
 
 @attrs.frozen
+class HelloRequest:
+    ref: Ref = None
+    op = "hello"
+
+
+@attrs.frozen
 class StatusRequest:
     ref: Ref = None
     op = "status"
@@ -134,7 +146,7 @@ class WatchRequest:
     op = "watch"
 
 
-Request = PingRequest | StatusRequest | OffersRequest | CancelRequest | CancelAllRequest | WatchRequest
+Request = PingRequest | HelloRequest | StatusRequest | OffersRequest | CancelRequest | CancelAllRequest | WatchRequest
 
 
 def _is_int(value: object) -> bool:
@@ -186,6 +198,7 @@ def _timeout(msg: dict[str, Any]) -> float | None:
 
 _PARSERS = {
     "ping": lambda m, ref: PingRequest(ref=ref),
+    "hello": lambda m, ref: HelloRequest(ref=ref),
     "status": lambda m, ref: StatusRequest(ref=ref),
     "offers": lambda m, ref: OffersRequest(ref=ref, symbol=_symbol(m)),
     "cancel": lambda m, ref: CancelRequest(offer_id=_offer_id(m), ref=ref, timeout=_timeout(m)),

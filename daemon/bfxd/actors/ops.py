@@ -1,0 +1,163 @@
+"""The operations table: for each request type, how it begins, how its typed result becomes an answer, what the
+audit trail records of it, and whether it writes to the exchange.
+
+``OPS`` is the only place that names operations: the inbox looks a parsed request up here and runs the row.
+Every ``begin`` returns the wait for exactly one final answer; an op that sends an exchange input hands it to the
+router before returning (no task switch in between: the cancel path is the hot one).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+
+import bfxd
+from bfxd.actors.api import AccountClient
+from bfxd.actors.replies import Answer, Reply, cancel_reply, refused
+from bfxd.protocol import client_wire as wire
+from bfxd.protocol.client_wire import (
+    CancelAllRequest,
+    CancelRequest,
+    HelloRequest,
+    OffersRequest,
+    PingRequest,
+    StatusRequest,
+    WatchRequest,
+)
+from bfxd.protocol.input_kinds import CancelInput
+
+PROTOCOL_VERSION = 1  # the socket protocol's version, as ``hello`` tells it; raised on an incompatible change
+WATCH_EVENTS = ("notification", "offer", "state", "watch_ended")
+
+
+@attrs.frozen
+class OpContext:
+    account: AccountClient
+    request_id: str
+    default_timeout: float
+
+
+Wait = Callable[[], Awaitable[Answer]]
+
+
+@attrs.frozen
+class Op:
+    begin: Callable[[Any, OpContext], Wait]  # starts the request now; returns the wait for its final answer
+    audit: Callable[[Any], dict[str, Any]] = lambda request: {}  # fields of command.received (and .completed)
+    writes: bool = False  # sends inputs to the exchange: drained on shutdown, the "trade" role
+    streaming: bool = False  # answers, then streams events (the inbox runs it: there is no final wait)
+
+
+@functools.cache
+def _version() -> str:
+    return bfxd.__version__  # importlib.metadata: a millisecond per lookup, and it never changes
+
+
+def _timing(request: Any, context: OpContext) -> tuple[float, float]:
+    """The request's wait in seconds, and its deadline in trio time."""
+    wait = getattr(request, "timeout", None) or context.default_timeout
+    return wait, trio.current_time() + wait
+
+
+def _at_once(answer: Callable[[Any, OpContext], Answer]) -> Callable[[Any, OpContext], Wait]:
+    def begin(request: Any, context: OpContext) -> Wait:
+        async def wait() -> Answer:
+            return answer(request, context)
+        return wait
+    return begin
+
+
+def _ping(request: PingRequest, context: OpContext) -> Answer:
+    return Answer(wire.answer_line(request.op, request.ref), "ok")
+
+
+def _status(request: StatusRequest, context: OpContext) -> Answer:
+    status = {**context.account.status().to_json(), "version": _version()}
+    return Answer(wire.answer_line(request.op, request.ref, status=status), "ok")
+
+
+def _hello(request: HelloRequest, context: OpContext) -> Answer:
+    return Answer(wire.answer_line(request.op, request.ref, protocol=PROTOCOL_VERSION, version=_version(),
+                                   ops=sorted(wire.OPS), events=list(WATCH_EVENTS)), "ok")
+
+
+def _begin_cancel(request: CancelRequest, context: OpContext) -> Wait:
+    wait, deadline = _timing(request, context)
+    pending = context.account.start(CancelInput(request.offer_id), request_id=context.request_id, deadline=deadline)
+
+    async def finish() -> Answer:
+        reply = cancel_reply(request.offer_id, await pending.outcome(), waited_s=wait)
+        return reply.answer(request.op, request.ref)
+    return finish
+
+
+async def _ready_within(account: AccountClient, deadline: float) -> bool:
+    """The book is live only on a ready session: an empty book from a link that is down would read as "none"."""
+    with trio.move_on_at(deadline):
+        await account.board.wait_ready()
+    return account.board.ready
+
+
+def _begin_offers(request: OffersRequest, context: OpContext) -> Wait:
+    async def finish() -> Answer:
+        wait, deadline = _timing(request, context)
+        if not await _ready_within(context.account, deadline):
+            reply = refused(wire.NOT_READY, f"no authenticated exchange session within {wait:g} s; the book is "
+                            "not live")
+            return reply.answer(request.op, request.ref)
+        offers = await context.account.read(lambda state: state.book.offers(request.symbol))
+        return Reply({"offers": [o.to_json() for o in offers]}, audit={"count": len(offers)}).answer(
+            request.op, request.ref)
+    return finish
+
+
+def _begin_cancel_all(request: CancelAllRequest, context: OpContext) -> Wait:
+    async def finish() -> Answer:
+        wait, deadline = _timing(request, context)
+        account = context.account
+        if not await _ready_within(account, deadline):
+            reply = refused(wire.NOT_READY, f"no authenticated exchange session within {wait:g} s; nothing was "
+                            "cancelled")
+            return reply.answer(request.op, request.ref)
+        offers = await account.read(lambda state: state.book.offers(request.symbol))
+        # One foc per offer, all handed over at once: the exchange answers each independently.
+        ids = [o.id for o in offers if o.id is not None]
+        pending = await account.start_many([CancelInput(i) for i in ids], request_id=context.request_id,
+                                           deadline=deadline)
+        replies = [cancel_reply(offer_id, await p.outcome(), waited_s=wait)
+                   for offer_id, p in zip(ids, pending, strict=True)]
+        results = [r.to_json() for r in replies]
+        failed = [r for r in replies if not r.ok]
+        audit = {"offers": len(replies), "failed": len(failed)}
+        if not failed:
+            return Answer(wire.answer_line(request.op, request.ref, results=results), "ok", audit)
+        first = failed[0].failure
+        assert first is not None
+        line = wire.error_line(request.op, request.ref, first.type, f"{len(failed)} of {len(replies)} cancels "
+                               "failed", fields={"results": results})
+        return Answer(line, first.type, audit)
+    return finish
+
+
+def _unused(request: Any, context: OpContext) -> Wait:
+    raise AssertionError("a streaming op is run by the inbox")
+
+
+def _with_timeout(fields: dict[str, Any], request: Any) -> dict[str, Any]:
+    return {**fields, "timeout_s": request.timeout} if request.timeout is not None else fields
+
+
+OPS: dict[type, Op] = {
+    PingRequest: Op(_at_once(_ping)),
+    HelloRequest: Op(_at_once(_hello)),
+    StatusRequest: Op(_at_once(_status)),
+    OffersRequest: Op(_begin_offers, audit=lambda r: {"symbol": r.symbol} if r.symbol else {}),
+    CancelRequest: Op(_begin_cancel, audit=lambda r: _with_timeout({"offer_id": r.offer_id}, r), writes=True),
+    CancelAllRequest: Op(_begin_cancel_all, writes=True,
+                         audit=lambda r: _with_timeout({"symbol": r.symbol} if r.symbol else {}, r)),
+    WatchRequest: Op(_unused, streaming=True),
+}
