@@ -1,11 +1,20 @@
 """The daemon: every actor in one nursery, the channels between inbox and exchange side, and the stop sequence.
 
+Channels (all opened here, by ``open_channels``; ``status`` shows each one's size and peak use)::
+
+    inbox ──commands──▶ account ──frames──▶ connection (writer) ──▶ exchange
+                          ▲   ▲                │ (reader)
+                          │   └──to_account────┤ notifications, offers, LinkDown
+                          │                    ▼
+                          └──to_account─── auth ◀──to_auth── LinkUp/LinkDown, info, auth replies
+                                  │ frames (auth), relinks ──▶ connection
+
 Start-up: the socket is bound first (so a second daemon is refused before anything else happens), then the
 exchange side and the inbox start, then systemd hears ``READY=1``: clients may connect while the exchange is
 still connecting; their requests wait for a ready session within their deadlines.
 
 Stop (``stop`` set by a signal): the board says ``stopping``, systemd hears ``STOPPING=1``, the inbox stops
-accepting and drains (inbox.py), which ends the command channel; the account router answers what is left and
+accepting and drains (inbox.py), then closes the command channel; the account router answers what is left and
 returns; the link closes with a close frame. A backstop deadline cancels whatever is still running after that.
 """
 
@@ -15,19 +24,20 @@ import gc
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import structlog
 import trio
 
 from bfxd.actors.api import AccountClient
-from bfxd.actors.auth import AuthSettings
+from bfxd.actors.channels import ChannelBoard
 from bfxd.actors.connection import LinkSettings
-from bfxd.actors.inbox import InboxSettings, run_inbox
-from bfxd.actors.messages import AccountCommand
+from bfxd.actors.inbox import run_inbox
 from bfxd.actors.session import SessionBoard, SessionSnapshot
 from bfxd.config import Config
 from bfxd.credentials import Credentials
-from bfxd.exchange import run_exchange_side
+from bfxd.exchange import ExchangeChannels, run_exchange_side
+from bfxd.settings import auth_settings, inbox_settings, link_settings
 from bfxd.systemd import Notifier, run_watchdog
 from bfxd.unix_socket import open_unix_listener
 
@@ -39,14 +49,17 @@ _PROBE_BUDGET_S = 1.0
 _STOP_SLACK_S = 5.0
 
 
-def link_settings(config: Config) -> LinkSettings:
-    return LinkSettings(
-        url=config.exchange.url,
-        connect_timeout=config.exchange.connect_timeout,
-        heartbeat_timeout=config.exchange.heartbeat_timeout,
-        initial_delay=config.reconnect.initial_delay,
-        max_delay=config.reconnect.max_delay,
-    )
+def open_channels(board: ChannelBoard) -> tuple[Any, ExchangeChannels]:
+    """Every long-lived channel between actors, with its size and the reason for it."""
+    commands = board.open("commands", 0, "inbox -> router. A hand-over: the router never blocks, so a request "
+                          "waits only until the router takes it; the backpressure when many clients send at once.")
+    frames = board.open("frames", 64, "auth + router -> the link's writer. The router keeps its own backlog "
+                        "rather than block; 64 absorbs a cancel_all burst while the writer catches up.")
+    to_auth = board.open("to_auth", 16, "connection -> auth: LinkUp/LinkDown and the few auth events of a link.")
+    to_account = board.open("to_account", 256, "connection + auth -> router. The router never blocks, so this "
+                            "only absorbs bursts (a snapshot is one message) and keeps the reader from waiting.")
+    relinks = board.open("relinks", 4, "auth -> connection: 'replace link N'; one or two per link at most.")
+    return commands, ExchangeChannels(frames=frames, to_auth=to_auth, to_account=to_account, relinks=relinks)
 
 
 async def run_daemon(
@@ -66,20 +79,10 @@ async def run_daemon(
     notifier = notifier or Notifier(env={})
     board = SessionBoard()
     listener = open_unix_listener(config.socket.path, mode=config.socket.mode)
-    # inbox → account router. 0: a request task waits until the router has taken its command; the router
-    # never blocks, so this is a hand-over, and the backpressure when many clients cancel at once.
-    commands_in, commands_out = trio.open_memory_channel[AccountCommand](0)
-    account = AccountClient(commands_in, board)
-    inbox_settings = InboxSettings(
-        allowed_uids=config.socket.allowed_uids,
-        max_clients=config.socket.max_clients,
-        request_timeout=config.requests.timeout,
-        shutdown_grace=config.requests.shutdown_grace,
-    )
-    auth_settings = AuthSettings(
-        api_key=credentials.api_key, api_secret=credentials.api_secret,
-        auth_timeout=config.exchange.auth_timeout, retry_delay=config.reconnect.max_delay,
-    )
+    channels = ChannelBoard()
+    (commands_in, commands_out), exchange_channels = open_channels(channels)
+    account = AccountClient(commands_in, board, channels)
+    inbox = inbox_settings(config)
     inbox_exited = trio.Event()  # the watchdog withholds pings once the inbox is gone
 
     async def probe() -> list[str]:
@@ -94,10 +97,11 @@ async def run_daemon(
         if watchdog_period is not None and notifier.enabled:
             await helpers.start(partial(run_watchdog, notifier, period=watchdog_period, probe=probe))
         async with trio.open_nursery() as core:
-            await core.start(partial(run_exchange_side, link=link or link_settings(config), auth=auth_settings,
-                                     board=board, commands=commands_out))
+            await core.start(partial(run_exchange_side, link=link or link_settings(config),
+                                     auth=auth_settings(config, credentials), board=board, commands=commands_out,
+                                     channels=exchange_channels))
             await core.start(_run_then_set, partial(
-                run_inbox, listener, account=account, commands=commands_in, settings=inbox_settings, stop=stop),
+                run_inbox, listener, account=account, commands=commands_in, settings=inbox, stop=stop),
                 inbox_exited)
             # Everything allocated so far lives as long as the daemon: keep the cyclic GC from rescanning it
             # (full collections otherwise walk every module and class, a latency spike of milliseconds).
@@ -110,7 +114,7 @@ async def run_daemon(
             board.set_state("stopping")
             notifier.stopping()
             core.cancel_scope.deadline = trio.current_time() + (
-                config.requests.shutdown_grace + inbox_settings.flush_timeout + _STOP_SLACK_S)
+                config.requests.shutdown_grace + inbox.flush_timeout + _STOP_SLACK_S)
         helpers.cancel_scope.cancel()
     _unlink_quietly(config.socket.path)
     log.info("daemon.stopped")

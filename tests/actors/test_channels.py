@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from bfxd.actors.channels import hand_over, take_waiting
+from bfxd.actors.channels import ChannelBoard, hand_over, note_received, take_waiting
 
 
 async def test_hand_over_with_room_does_not_checkpoint() -> None:
@@ -41,3 +41,32 @@ async def test_take_waiting_leaves_the_end_of_channel_to_receive() -> None:
     assert take_waiting(receive) == []
     with pytest.raises(trio.EndOfChannel):
         await receive.receive()
+
+
+class TestChannelBoard:
+    async def test_peak_is_the_largest_burst_taken(self) -> None:
+        board = ChannelBoard()
+        send, receive = board.open("jobs", 8, "a test")
+        for burst in (3, 5, 2):
+            for item in range(burst):
+                send.send_nowait(item)
+            [await receive.receive(), *take_waiting(receive)]
+        assert board.to_json() == {"jobs": {"size": 8, "peak_buffer_used": 5}}
+
+    async def test_a_burst_over_the_limit_counts_what_still_waits(self) -> None:
+        board = ChannelBoard()
+        send, receive = board.open("jobs", 16, "a test")
+        for item in range(10):
+            send.send_nowait(item)
+        await receive.receive()
+        assert len(take_waiting(receive, limit=4)) == 4
+        assert board.gauges["jobs"].peak == 10
+
+    async def test_single_receives_are_noted(self) -> None:
+        board = ChannelBoard()
+        send, receive = board.open("one", 4, "a test")
+        send.send_nowait(1)
+        send.send_nowait(2)
+        await receive.receive()
+        note_received(receive)
+        assert board.gauges["one"].peak == 2

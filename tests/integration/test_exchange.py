@@ -17,8 +17,9 @@ from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S, fast_link
 
 from bfxd.actors.api import AccountClient
 from bfxd.actors.auth import AuthSettings
-from bfxd.actors.messages import AccountCommand
+from bfxd.actors.channels import ChannelBoard
 from bfxd.actors.session import SessionBoard
+from bfxd.daemon import open_channels
 from bfxd.exchange import run_exchange_side
 from bfxd.protocol import CancelOfferInput, FundingOffer
 from bfxd.protocol.input_kinds import Answered, CancelInput, NoLongerActive, NotReady, TimedOut
@@ -68,10 +69,10 @@ async def _rig(nursery: trio.Nursery, *, heartbeat_timeout: float = 30.0, **sim_
     sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, **sim_config))  # type: ignore[arg-type]
     url = await nursery.start(sim.serve)
     board = SessionBoard()
-    commands_in, commands = trio.open_memory_channel[AccountCommand](0)
+    (commands_in, commands), channels = open_channels(ChannelBoard())
     auth = AuthSettings(api_key=Secret(API_KEY), api_secret=Secret(API_SECRET), auth_timeout=5.0, retry_delay=0.3)
     await nursery.start(partial(run_exchange_side, link=fast_link(url, heartbeat_timeout=heartbeat_timeout),
-                                auth=auth, board=board, commands=commands))
+                                auth=auth, board=board, commands=commands, channels=channels))
     rig = Rig(sim, board, AccountClient(commands_in, board))
     await rig.wait_state("ready")
     await rig.wait_synced()

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from bfxd.actors.channels import ChannelBoard
 from bfxd.actors.messages import (
     AccountCommand,
     AccountView,
@@ -80,9 +81,11 @@ class PendingInput:
 
 
 class AccountClient:
-    def __init__(self, commands: trio.MemorySendChannel[AccountCommand], board: SessionBoard) -> None:
+    def __init__(self, commands: trio.MemorySendChannel[AccountCommand], board: SessionBoard,
+                 channels: ChannelBoard | None = None) -> None:
         self._commands = commands
         self.board = board
+        self.channels = channels or ChannelBoard()  # for status: each channel's size and peak use
 
     def status(self) -> SessionSnapshot:
         return self.board.snapshot()

@@ -20,6 +20,7 @@ import attrs
 import structlog
 import trio
 
+from bfxd.actors.channels import note_received
 from bfxd.actors.messages import FromLink, LinkDown, LinkUp, OutboundFrame, Relink, SessionHeld, SessionReady
 from bfxd.actors.session import SessionBoard
 from bfxd.protocol import (
@@ -44,8 +45,8 @@ _NONCE_STEP_MAX_US = 3600 * 1_000_000
 class AuthSettings:
     api_key: Secret
     api_secret: Secret
-    auth_timeout: float = 10.0
-    retry_delay: float = 60.0  # after a refusal: the reconnect backoff ceiling
+    auth_timeout: float
+    retry_delay: float  # after a refusal: the reconnect backoff ceiling
 
 
 def _wall_clock_us() -> int:
@@ -74,6 +75,7 @@ async def run_auth(
                     message = await events.receive()
                 except trio.EndOfChannel:
                     return
+                note_received(events)
             try:
                 if overdue.cancelled_caught:
                     await actor.answer_overdue()

@@ -1,12 +1,63 @@
-"""Small helpers shared by the actors' hot paths."""
+"""The channels between actors, and small helpers shared by the actors' hot paths.
+
+Every long-lived channel is opened with ``ChannelBoard.open``: a name, a size and the reason for that size, so
+``daemon.py`` lists them all in one place, and ``status`` (and ``make bench``) can show each one's peak use.
+The peak is observed where a burst is taken (``take_waiting``): a buffer is fullest just before a receive, and
+each actor takes what is waiting right after its first receive, so the burst it takes is the level it saw.
+"""
 
 from __future__ import annotations
 
-from typing import TypeVar
+import weakref
+from typing import Any, TypeVar
 
+import attrs
 import trio
 
 T = TypeVar("T")
+
+# receive end -> its gauge. Weak: a channel of a test or of a stopped daemon goes when its actors do.
+_GAUGES: weakref.WeakKeyDictionary[trio.MemoryReceiveChannel[Any], ChannelGauge] = weakref.WeakKeyDictionary()
+
+
+@attrs.define
+class ChannelGauge:
+    name: str
+    size: int
+    reason: str
+    peak: int = 0  # most items seen waiting at once
+
+    def observe(self, waiting: int) -> None:
+        if waiting > self.peak:
+            self.peak = waiting
+
+    def to_json(self) -> dict[str, Any]:
+        return {"size": self.size, "peak_buffer_used": self.peak}
+
+
+@attrs.define
+class ChannelBoard:
+    """The daemon's channels, by name."""
+
+    gauges: dict[str, ChannelGauge] = attrs.field(factory=dict)
+
+    def open(self, name: str, size: int, reason: str) -> tuple[trio.MemorySendChannel[Any],
+                                                               trio.MemoryReceiveChannel[Any]]:
+        send, receive = trio.open_memory_channel[Any](size)
+        gauge = ChannelGauge(name, size, reason)
+        self.gauges[name] = gauge
+        _GAUGES[receive] = gauge
+        return send, receive
+
+    def to_json(self) -> dict[str, Any]:
+        return {name: gauge.to_json() for name, gauge in self.gauges.items()}
+
+
+def note_received(channel: trio.MemoryReceiveChannel[Any]) -> None:
+    """Called right after a receive that takes one item at a time: the item taken plus what still waits."""
+    gauge = _GAUGES.get(channel)
+    if gauge is not None:
+        gauge.observe(1 + channel.statistics().current_buffer_used)
 
 
 async def hand_over(channel: trio.MemorySendChannel[T], value: T) -> None:
@@ -26,6 +77,7 @@ def take_waiting(channel: trio.MemoryReceiveChannel[T], limit: int = 64) -> list
 
     ``receive()`` yields even when an item is there; an actor that handles each item synchronously takes the
     rest of a burst with this, then yields once. The limit keeps one burst from starving the other tasks.
+    Call it right after the burst's first receive: the burst it sees is the channel's level then.
     """
     items: list[T] = []
     while len(items) < limit:
@@ -33,4 +85,8 @@ def take_waiting(channel: trio.MemoryReceiveChannel[T], limit: int = 64) -> list
             items.append(channel.receive_nowait())
         except (trio.WouldBlock, trio.EndOfChannel):
             break  # the end of the channel is seen by the caller's next receive()
+    gauge = _GAUGES.get(channel)
+    if gauge is not None:
+        waiting = 1 + len(items)
+        gauge.observe(waiting + channel.statistics().current_buffer_used if len(items) == limit else waiting)
     return items

@@ -23,7 +23,7 @@ import attrs
 import structlog
 import trio
 
-from bfxd.actors.channels import hand_over, take_waiting
+from bfxd.actors.channels import hand_over, note_received, take_waiting
 from bfxd.actors.heartbeat import run_heartbeat
 from bfxd.actors.messages import FromLink, LinkDown, LinkUp, OutboundFrame, Relink
 from bfxd.actors.session import SessionBoard
@@ -64,11 +64,12 @@ _WRITE_BATCH = 64  # frames per write at most: a cancel_all's frames go out in a
 
 @attrs.frozen
 class LinkSettings:
+    # From the config (settings.py derives them; the defaults live in config.py only).
     url: str
-    connect_timeout: float = 10.0
-    heartbeat_timeout: float = 30.0
-    initial_delay: float = 1.0
-    max_delay: float = 60.0
+    connect_timeout: float
+    heartbeat_timeout: float
+    initial_delay: float
+    max_delay: float
     # A link that stayed up this long counts as healthy: the next failure starts the backoff afresh.
     healthy_after: float = 30.0
     close_timeout: float = 2.0
@@ -332,6 +333,7 @@ class _Connection:
 
     async def _watch_relinks(self, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
         async for relink in self.relinks:
+            note_received(self.relinks)
             if relink.generation == generation:  # a request about an earlier link is stale: ignore it
                 finish(_LinkEnd(relink.reason, relink.delay))
                 return

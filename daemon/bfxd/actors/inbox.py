@@ -45,10 +45,11 @@ _LINGER_S = 1.0  # how long a closing connection keeps reading (and discarding) 
 
 @attrs.frozen
 class InboxSettings:
-    allowed_uids: tuple[int, ...] = ()
-    max_clients: int = 1024
-    request_timeout: float = 10.0
-    shutdown_grace: float = 3.0
+    # From the config (settings.py derives them; the defaults live in config.py only).
+    allowed_uids: tuple[int, ...]
+    max_clients: int
+    request_timeout: float
+    shutdown_grace: float
     # Answers waiting for a slow reader; beyond it the client's own requests wait (backpressure on it alone).
     client_buffer: int = 256
     # Requests one client may have in flight; more are read only as earlier ones finish.

@@ -76,7 +76,8 @@ def _ping(request: PingRequest, context: OpContext) -> Answer:
 
 
 def _status(request: StatusRequest, context: OpContext) -> Answer:
-    status = {**context.account.status().to_json(), "version": _version()}
+    status = {**context.account.status().to_json(), "version": _version(),
+              "channels": context.account.channels.to_json()}
     return Answer(wire.answer_line(request.op, request.ref, status=status), "ok")
 
 
