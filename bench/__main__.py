@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         work.close()
     results["meta"]["load_after"] = machine_load()
+    if isinstance(results.get("throughput"), dict) and "peak_buffer_used" in results["throughput"]:
+        results["peak_buffer_used"] = results["throughput"]["peak_buffer_used"]
     results["meta"]["total_s"] = round(time.perf_counter() - started, 1)
     verdicts = {}
     for target in TARGETS:

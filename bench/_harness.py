@@ -191,6 +191,11 @@ class Daemon:
                     raise RuntimeError("bfxd's book never caught up with the simulator's offers")
                 time.sleep(0.01)
 
+    def channel_peaks(self) -> dict[str, dict]:
+        """Each inter-actor channel's size and the most items it held at once, as ``status`` reports them."""
+        with LineClient(self.socket_path) as client:
+            return client.request({"op": "status"})["status"]["channels"]
+
     def rss_mb(self) -> float:
         return self.ps.memory_info().rss / 1e6
 

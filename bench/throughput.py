@@ -72,6 +72,7 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
         out["p50_ms_at_1000_per_s"] = round(percentile(result.latencies_ns, 50) / 1e6, 2)
         out["p99_ms_at_1000_per_s"] = round(percentile(result.latencies_ns, 99) / 1e6, 2)
         out.update({f"{k}_at_1000_per_s": v for k, v in cpu.items()})
+        out["peak_buffer_used"] = daemon.channel_peaks()  # over every run above: the heaviest load of the bench
         return out
     finally:
         daemon.stop()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
+import trio
 
 FRAMES_DIR = Path(__file__).parent / "frames"
 
@@ -41,3 +43,12 @@ def socket_dir() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+async def board_reaches(board: Any, predicate: Callable[[Any], bool], *, within: float = 30.0) -> None:
+    """Wait until *predicate(board)* holds: bounded polling (the board's counters wake no one, by design).
+
+    Works on the virtual clock too: each poll's sleep lets the autojump clock move on to the next event."""
+    with trio.fail_after(within):
+        while not predicate(board):  # noqa: ASYNC110 (polling is the point: nothing to wait on)
+            await trio.sleep(0.005)

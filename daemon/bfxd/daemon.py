@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ async def run_daemon(
     log.info("daemon.stopped")
 
 
-async def _run_then_set(run, done: trio.Event, *, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]
+async def _run_then_set(run: Callable[..., Awaitable[None]], done: trio.Event, *,
+                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     try:
         await run(task_status=task_status)
     finally:

@@ -6,6 +6,7 @@ A leaf module (imports nothing from bfxd), usable from the sans-I/O protocol cor
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import attrs
 
@@ -39,5 +40,5 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self.fingerprint())
 
-    def __reduce__(self) -> object:  # pickling would copy the value somewhere we do not control
+    def __reduce__(self) -> str | tuple[Any, ...]:  # pickling would copy the value somewhere we do not control
         raise TypeError("Secret values cannot be pickled")

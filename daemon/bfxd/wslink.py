@@ -24,6 +24,8 @@ Failure contract:
 
 from __future__ import annotations
 
+from typing import cast
+
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection, ConnectionState
@@ -81,7 +83,7 @@ async def open_link(
             data = await stream.receive_some(receive_bytes)
             if not data:
                 raise HandshakeFailed("connection closed during the handshake")
-            ws.receive_data(data)
+            ws.receive_data(cast(bytes, data))  # trio streams give bytes (typed bytes | bytearray)
     except RemoteProtocolError as exc:  # not HTTP, a bad Sec-WebSocket-Accept, headers over h11's 16 KiB cap
         raise HandshakeFailed(f"bad handshake response: {exc}") from None
     except _STREAM_ERRORS as exc:
@@ -162,13 +164,13 @@ class WebSocketLink:
                 raise self._end(None, f"stream broken: {exc or type(exc).__name__}") from None
             if not data:
                 raise self._end(None, "EOF without a close frame")
-            self._conn.receive_data(data)
+            self._conn.receive_data(cast(bytes, data))
             self._events = self._conn.events()
         return event
 
     async def _add_fragment(self, event: TextMessage | BytesMessage) -> str | bytes | None:
         """Add one fragment; return the message when it is complete."""
-        part = event.data
+        part: str | bytes = event.data if isinstance(event.data, (str, bytes)) else bytes(event.data)
         # str.isascii() is O(1) in CPython: ASCII text (all JSON the exchange sends) is measured without encoding.
         self._size += len(part.encode()) if isinstance(part, str) and not part.isascii() else len(part)
         if self._size > self._max_message_bytes:
@@ -181,7 +183,10 @@ class WebSocketLink:
         if not self._parts:
             return part  # the usual case: one frame, no copy
         self._parts.append(part)
-        message = "".join(self._parts) if isinstance(part, str) else b"".join(self._parts)  # type: ignore[arg-type]
+        if isinstance(part, str):
+            message: str | bytes = "".join(p for p in self._parts if isinstance(p, str))
+        else:
+            message = b"".join(p for p in self._parts if not isinstance(p, str))
         self._parts.clear()
         return message
 

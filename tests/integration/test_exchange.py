@@ -25,6 +25,7 @@ from bfxd.protocol import CancelOfferInput, FundingOffer
 from bfxd.protocol.input_kinds import Answered, CancelInput, NoLongerActive, NotReady, TimedOut
 from bfxd.secret import Secret
 from bfxd.simulator import Simulator, SimulatorConfig
+from conftest import board_reaches
 
 
 @attrs.define
@@ -41,7 +42,7 @@ class Rig:
     async def wait_synced(self) -> None:
         """Until the book holds the simulator's offers (the fos snapshot follows the auth answer)."""
         with trio.fail_after(GUARD_S):
-            await self.board.wait_until(lambda board: board.offers == len(self.sim.offers))
+            await board_reaches(self.board, lambda board: board.offers == len(self.sim.offers))
 
     async def cancel(self, offer_id: int, *, within: float = GUARD_S, request_id: str = "t") -> object:
         return await self.account.send(CancelInput(offer_id), request_id=request_id,
@@ -249,7 +250,7 @@ async def test_lost_answer_times_out_with_outcome_unknown(rig: Rig) -> None:
     rig.sim.lose_inputs(1)
     assert await rig.cancel(min(rig.sim.offers), within=0.5) == TimedOut()
     with trio.fail_after(GUARD_S):
-        await rig.board.wait_until(lambda board: board.pending == 0)  # the router's sweep, within a second
+        await board_reaches(rig.board, lambda board: board.pending == 0)  # the entry left the table at its deadline
 
 
 async def test_stalled_link_is_detected_and_replaced(nursery: trio.Nursery) -> None:

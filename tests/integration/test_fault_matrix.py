@@ -78,9 +78,9 @@ from tests.integration.helpers import (
 
 from bfxd.actors.session import SessionBoard
 from bfxd.daemon import run_daemon
-from bfxd.protocol import CancelOfferInput
-from bfxd.protocol import encode as wire
+from bfxd.protocol import CancelOfferInput, encode
 from bfxd.simulator import Simulator, SimulatorConfig
+from conftest import board_reaches
 
 FAULTS = ("drop_abrupt", "drop_close", "restart_20051", "maintenance", "stall", "delay", "lose_inputs",
           "auth_rejected", "nonce_error", "malformed", "rate_limit")
@@ -262,11 +262,11 @@ class Cell:
 
     async def wait_state(self, state: str) -> None:
         with trio.fail_after(GUARD_S):
-            await self.board.wait_until(lambda board: board.state == state)
+            await board_reaches(self.board, lambda board: board.state == state)
 
     async def wait_pending(self, count: int) -> None:
         with trio.fail_after(GUARD_S):
-            await self.board.wait_until(lambda board: board.pending == count)
+            await board_reaches(self.board, lambda board: board.pending == count)
 
     async def maintenance_on(self) -> None:
         await self.sim.send_info(20060)
@@ -309,7 +309,7 @@ class Cell:
         self.sim.stall(False)
         self.sim.delay_answers(0)
         with trio.fail_after(GUARD_S):
-            await self.board.wait_until(lambda board: board.state == "ready" and board.pending == 0)
+            await board_reaches(self.board, lambda board: board.state == "ready" and board.pending == 0)
         for ref in self.sent:
             await self.answer(ref)
         # the connection is idle: the ping's answer is the next line, and nothing precedes it
@@ -342,7 +342,7 @@ async def run_cell(socket_dir: Path, fault: str, scenario: Callable[[Cell], Awai
 
             board = await nursery.start(daemon)
             with trio.fail_after(GUARD_S):
-                await board.wait_until(lambda b: b.state == "ready" and b.offers == len(sim.offers))
+                await board_reaches(board, lambda b: b.state == "ready" and b.offers == len(sim.offers))
             async with await LineClient.connect(config.socket.path) as client:
                 cell = Cell(sim, net, nursery, board, logs, client, fault, sorted(sim.offers))
                 await scenario(cell)
@@ -490,7 +490,7 @@ async def sent(cell: Cell) -> None:
         sim.delay_answers(DELAY_S)
         await cell.cancel("a", a, LONG_S)
         await cell.wait_foc(a)
-        unsolicited = wire.notification_frame(mts=1, type="foc-req", status="ERROR", text="not yours",
+        unsolicited = encode.notification_frame(mts=1, type="foc-req", status="ERROR", text="not yours",
                                               notify_info=[cell.offer(4), *[None] * 20])
         await cell.send_garbage(unsolicited)
         await cell.expect("a", OK)
@@ -550,9 +550,9 @@ async def answered(cell: Cell) -> None:
         sim.lose_inputs(1)
     elif fault == "malformed":
         # well-formed, unsolicited: a second answer to `a`, and an answer for an offer nobody cancels
-        again = wire.notification_frame(mts=1, type="foc-req", status="SUCCESS", text="again",
+        again = encode.notification_frame(mts=1, type="foc-req", status="SUCCESS", text="again",
                                         notify_info=[a, *[None] * 20])
-        stranger = wire.notification_frame(mts=1, type="foc-req", status="SUCCESS", text="stranger",
+        stranger = encode.notification_frame(mts=1, type="foc-req", status="SUCCESS", text="stranger",
                                            notify_info=[cell.offer(4), *[None] * 20])
         await cell.send_garbage(again, stranger)
         await cell.logs.wait_for("notification.received", text="stranger")

@@ -49,22 +49,22 @@ from bfxd.protocol import (
     MaintenanceEnded,
     MaintenanceStarted,
     ServerRestarting,
+    client_wire,
     decode_exchange_frame,
 )
-from bfxd.protocol import client_wire as wire
 from bfxd.simulator import Simulator, SimulatorConfig
+from conftest import board_reaches
 
 EXAMPLES = int(os.environ.get("BFXD_FUZZ_EXAMPLES", "50"))
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # pyproject's 120 s per test is for the default run; `make fuzz` runs thousands of examples per test.
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(120 + EXAMPLES * 0.2)]
 
-ERROR_TYPES = {wire.BAD_REQUEST, wire.UNKNOWN_OP, wire.FORBIDDEN, wire.NOT_READY, wire.TIMEOUT, wire.EXCHANGE,
-               wire.BUSY, wire.SHUTTING_DOWN, wire.NOT_ACTIVE}
+ERROR_TYPES = set(client_wire.ERROR_TYPES)
 # What a well-formed request may end with, beyond ok: the exchange refusing (an unknown id), or a deadline so
 # short it passes before the session answers.
-OUTCOMES = {"cancel": {wire.EXCHANGE, wire.NOT_READY, wire.TIMEOUT, wire.NOT_ACTIVE},
-            "cancel_all": {wire.EXCHANGE, wire.NOT_READY, wire.TIMEOUT, wire.NOT_ACTIVE}}
+OUTCOMES = {"cancel": {client_wire.EXCHANGE, client_wire.NOT_READY, client_wire.TIMEOUT, client_wire.NOT_ACTIVE},
+            "cancel_all": {client_wire.EXCHANGE, client_wire.NOT_READY, client_wire.TIMEOUT, client_wire.NOT_ACTIVE}}
 
 
 # ---- the daemon under fuzz ----------------------------------------------------------------------------------
@@ -132,7 +132,7 @@ async def target(nursery: trio.Nursery, socket_dir: Path) -> AsyncIterator[Targe
 
         board = await nursery.start(daemon)
         with trio.fail_after(GUARD_S):
-            await board.wait_until(lambda b: b.state == "ready" and b.offers == len(sim.offers))
+            await board_reaches(board, lambda b: b.state == "ready" and b.offers == len(sim.offers))
         yield Target(sim, board, stopped, config.socket.path, events)
         stop.set()  # a clean stop is part of the test: a daemon that does not drain fails it
         with trio.fail_after(GUARD_S):
@@ -248,15 +248,15 @@ NEAR_VALID = _lines(near_valid_lines())
 def _verdict(line: bytes) -> tuple[object, str | None, str | None]:
     """(ref the answer must echo, op, error type the protocol itself gives or None if it accepts the line)."""
     try:
-        request = wire.parse_request(line)
-    except wire.RequestRejected as exc:
+        request = client_wire.parse_request(line)
+    except client_wire.RequestRejected as exc:
         return exc.ref, exc.op, exc.error_type
     return request.ref, request.op, None
 
 
 def check_client_example(target: Target, data: bytes) -> None:
     lines = data.split(b"\n")[:-1]  # the bytes after the last newline are not a line
-    assert all(len(line) <= wire.MAX_LINE for line in lines)
+    assert all(len(line) <= client_wire.MAX_LINE for line in lines)
     with Client(target.socket_path) as client:
         written = client.converse(data)
     assert all(isinstance(item, dict) for item in written), written

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import TypeVar
 
 import structlog
 import trio
@@ -44,6 +45,7 @@ from bfxd.protocol import Notification, OfferBook, OfferCancel, OfferNew, Offers
 from bfxd.protocol.inputs import Effect, InputMachine, Record, Routed, SendFrame, Settle
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 RouterInput = FromLink | LinkDown | SessionReady | SessionHeld
 
@@ -266,7 +268,7 @@ def _ids(requesters: tuple[object, ...]) -> list[str]:
     return [r.request_id for r in requesters if isinstance(r, Requester)]
 
 
-def _deliver(channel: trio.MemorySendChannel[object], value: object) -> None:
+def _deliver(channel: trio.MemorySendChannel[T], value: T) -> None:
     """Send the one and only reply without ever blocking the router; a requester that left is simply skipped."""
     try:
         channel.send_nowait(value)

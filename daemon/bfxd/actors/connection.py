@@ -2,7 +2,7 @@
 
 The link is a ``wslink.WebSocketLink`` over a TCP (+TLS) stream this actor opens and always closes itself.
 
-Per link it runs, in one nursery: a reader (decode each frame, hand it on, tick the heartbeat), a writer
+Per link it runs, in one nursery: a reader (decode each frame, hand it on, stamp it for the heartbeat), a writer
 (the only consumer of the outbound frame channel), the heartbeat watchdog, and watchers for relink requests
 and for the stop signal. Whichever ends the link first gives the reason; the link is then closed and, unless
 the daemon is stopping, a new one is dialled after a delay that obeys both the backoff and the exchange's
@@ -244,7 +244,6 @@ class _Connection:
 
     async def _serve(self, ws: WebSocketLink, generation: int) -> _LinkEnd:
         ended: list[_LinkEnd] = []
-        # capacity 1: one pending tick already says "the link is alive"; the reader never waits on it.
         self._last_frame_at = trio.current_time()  # the heartbeat measures silence from here
         try:
             await self.to_auth.send(LinkUp(generation))

@@ -22,7 +22,6 @@ async def run_heartbeat(
     last_frame: Callable[[], float],
     send_ping: Callable[[], Awaitable[None]],
     max_silence: float,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> float:
     """Return the silence in seconds once the link is dead; run until cancelled while it lives.
 
@@ -30,7 +29,6 @@ async def run_heartbeat(
     ``max_silence / 2`` without a frame, *send_ping* is awaited once (the exchange answers with a pong, which is
     a frame). After *max_silence* without a frame, the link is declared dead.
     """
-    task_status.started()
     pinged_after: float | None = None  # the frame time the ping was about
     while True:
         seen = last_frame()

@@ -20,7 +20,7 @@ closes.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 
 import attrs
@@ -29,7 +29,7 @@ import trio
 
 from bfxd.actors.api import AccountClient
 from bfxd.actors.channels import hand_over, take_waiting
-from bfxd.actors.messages import WatcherCutOff
+from bfxd.actors.messages import WatcherCutOff, WatchEvent
 from bfxd.actors.ops import OPS, Op, OpContext
 from bfxd.actors.replies import Answer
 from bfxd.protocol import client_wire as wire
@@ -165,7 +165,9 @@ class _Inbox:
         finally:
             self._reader_scopes.discard(reading)
 
-    async def _read_lines(self, stream, buffer, inflight, requests, client_id, numbers, output, watches) -> None:  # type: ignore[no-untyped-def]
+    async def _read_lines(self, stream: trio.SocketStream, buffer: LineBuffer, inflight: trio.Semaphore,
+                          requests: trio.Nursery, client_id: int, numbers: Iterator[int], output: _Output,
+                          watches: _Watches) -> None:
         while True:
             try:
                 chunk = await stream.receive_some(_RECEIVE_BYTES)
@@ -276,7 +278,7 @@ class _Inbox:
         log.info("watch.ended", reason=reason)
         await _send(out, wire.event_line("watch_ended", reason=reason))
 
-    async def _forward_states(self, out) -> None:  # type: ignore[no-untyped-def]
+    async def _forward_states(self, out: trio.MemorySendChannel[bytes]) -> None:
         board = self.account.board
         version = board.snapshot().version
         while True:
@@ -384,7 +386,7 @@ class _Watches:
             scope.cancel()
 
 
-async def _forward_events(events: trio.MemoryReceiveChannel, out) -> str:  # type: ignore[no-untyped-def]
+async def _forward_events(events: trio.MemoryReceiveChannel[WatchEvent], out: trio.MemorySendChannel[bytes]) -> str:
     # The router hands on a burst of exchange frames per turn: move all that is waiting each turn too (without a
     # checkpoint while the client's queue has room), or a healthy watcher would fall behind and be cut off.
     async for first in events:

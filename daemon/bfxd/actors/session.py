@@ -13,7 +13,7 @@ States and who moves them::
 The connection actor writes connecting / backoff and the link counters, the auth actor authenticating /
 maintenance / auth_failed and the user id, the account router ready (authenticated *and* the link's offer
 snapshot applied, so the book is live) and the pending and offer counts, the daemon stopping. Readers take
-``snapshot()``; waiters use ``wait_ready()``, ``wait_changed()`` or ``wait_until()``.
+``snapshot()``; waiters use ``wait_ready()`` or ``wait_changed()``.
 """
 
 from __future__ import annotations
@@ -64,11 +64,11 @@ class SessionBoard:
         self._detail: str | None = None
         self._version = 0
         self._changed = trio.Event()
-        self._touched = trio.Event()  # any change at all, counters included (see wait_until)
+        # Counters, written by their actors on every change: plain attributes (no event per change).
         self.user_id: int | None = None
-        self._reconnects = 0
-        self._pending = 0
-        self._offers = 0
+        self.reconnects = 0
+        self.pending = 0
+        self.offers = 0
         self._last_frame_at: float | None = None
 
     @property
@@ -78,39 +78,6 @@ class SessionBoard:
     @property
     def ready(self) -> bool:
         return self._state == "ready"
-
-    @property
-    def reconnects(self) -> int:
-        return self._reconnects
-
-    @reconnects.setter
-    def reconnects(self, value: int) -> None:
-        self._reconnects = value
-        self._touch()
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    @pending.setter
-    def pending(self, value: int) -> None:
-        self._pending = value
-        self._touch()
-
-    @property
-    def offers(self) -> int:
-        return self._offers
-
-    @offers.setter
-    def offers(self, value: int) -> None:
-        self._offers = value
-        self._touch()
-
-    def _touch(self) -> None:
-        # Only when someone waits: counters change on every cancel, and an Event per change would be waste.
-        if self._touched.statistics().tasks_waiting:
-            self._touched.set()
-            self._touched = trio.Event()
 
     def set_state(self, state: State, detail: str | None = None) -> None:
         """Move to *state*; waiters wake. Once ``stopping``, the board stays there."""
@@ -124,7 +91,6 @@ class SessionBoard:
         # trio.Event cannot be cleared: wake the current waiters and give later ones a fresh event.
         self._changed.set()
         self._changed = trio.Event()
-        self._touch()
 
     def note_frame(self, now: float | None = None) -> None:
         self._last_frame_at = trio.current_time() if now is None else now
@@ -141,11 +107,6 @@ class SessionBoard:
         """Return once the state changed after *since_version* (at once if it already has)."""
         while self._version == since_version:
             await self._changed.wait()
-
-    async def wait_until(self, predicate: Callable[[SessionBoard], bool]) -> None:
-        """Return once *predicate(board)* holds; it is checked after every change, counters included."""
-        while not predicate(self):
-            await self._touched.wait()
 
     async def wait_ready(self) -> None:
         while self._state != "ready":

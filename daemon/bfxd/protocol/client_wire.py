@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 import attrs
 
@@ -149,7 +150,7 @@ class WatchRequest:
 Request = PingRequest | HelloRequest | StatusRequest | OffersRequest | CancelRequest | CancelAllRequest | WatchRequest
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -196,7 +197,7 @@ def _timeout(msg: dict[str, Any]) -> float | None:
     return float(value)
 
 
-_PARSERS = {
+_PARSERS: dict[str, Callable[[dict[str, Any], Ref], Request]] = {
     "ping": lambda m, ref: PingRequest(ref=ref),
     "hello": lambda m, ref: HelloRequest(ref=ref),
     "status": lambda m, ref: StatusRequest(ref=ref),
