@@ -13,15 +13,8 @@ from hypothesis import strategies as st
 
 from bfxd.errors import RemoteProtocolError
 from bfxd.protocol.book import OfferBook
-from bfxd.protocol.client_wire import (
-    OPS,
-    LineBuffer,
-    Request,
-    RequestRejected,
-    answer_line,
-    parse_request,
-    rejection_line,
-)
+from bfxd.protocol.client_requests import OP_NAMES, Request, parse_request
+from bfxd.protocol.client_wire import LineBuffer, RequestRejected, answer_line, rejection_line
 from bfxd.protocol.decode import decode_client_frame, decode_exchange_frame, decode_exchange_message
 from bfxd.protocol.encode import offer_frame, offers_snapshot_frame
 from bfxd.protocol.events import ClientEvent, ExchangeEvent, OfferNew, OffersSnapshot
@@ -135,7 +128,7 @@ structured_client = st.one_of(
 
 # Mostly well-formed requests with one or more fields drawn from edge cases, so the checks past the first
 # field (id before timeout, symbol) and the echo of odd but valid refs are reached often.
-request_ops = st.sampled_from(sorted(OPS))
+request_ops = st.sampled_from(sorted(OP_NAMES))
 good_refs = st.none() | any_text | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
 good_ids = st.integers(min_value=1, max_value=2**53 - 1)
 good_timeouts = st.none() | st.floats(min_value=0.001, max_value=3600) | st.integers(min_value=1, max_value=3600)

@@ -64,7 +64,7 @@ def _finite_float(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
-def load_json(text: str | bytes, *, quote: bool = True) -> Any:
+def load_json(text: str | bytes, *, quote: bool = True, decoder: json.JSONDecoder = _DECODER) -> Any:
     """Parse strict JSON (no NaN/Infinity); any failure is a RemoteProtocolError.
 
     *quote* puts an excerpt of the text in the message; pass False for text that may carry a signature.
@@ -76,7 +76,7 @@ def load_json(text: str | bytes, *, quote: bool = True) -> Any:
         except UnicodeDecodeError:
             raise RemoteProtocolError(f"frame is not valid UTF-8 ({len(text)} bytes)") from None
     try:
-        return _DECODER.decode(text)
+        return decoder.decode(text)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         shown = excerpt(text) if quote else f"{len(text)} characters"
         raise RemoteProtocolError(f"frame is not valid JSON: {shown}") from None if not quote else exc
