@@ -12,6 +12,7 @@ untouched. Booleans arrive as true/false in some frames and 0/1 in others; both 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -27,7 +28,9 @@ WIRE_LENGTH = 21
 # compound texts such as "EXECUTED at 0.02% (500.0)" or "CANCELED was: PARTIALLY FILLED ...") means it is gone.
 _ACTIVE_PREFIXES = ("ACTIVE", "PARTIALLY FILLED")
 
-Number = int | float
+# Decoding gives int or float. Decimal appears only on the simulator's side: an offer created from a client's
+# decimal text keeps it exactly, and encode writes it back as the same digits.
+Number = int | float | Decimal
 
 
 def is_active_status(status: str | None) -> bool:
