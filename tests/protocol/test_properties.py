@@ -27,6 +27,7 @@ from bfxd.protocol.encode import offer_frame, offers_snapshot_frame
 from bfxd.protocol.events import ClientEvent, ExchangeEvent, OfferNew, OffersSnapshot
 from bfxd.protocol.nonce import MAX_NONCE, NonceSource
 from bfxd.protocol.offer import FundingOffer
+from bfxd.protocol.sequence import SequenceCheck, sequence_numbers
 
 pytestmark = pytest.mark.fuzz
 
@@ -80,7 +81,8 @@ offer_wire_values = st.one_of(
     json_values,
 )
 offer_rows = st.lists(offer_wire_values, min_size=0, max_size=24)
-account_kinds = st.sampled_from(["fos", "fon", "fou", "foc", "n", "hb", "ws", "fcs", "bu", "te"])
+account_kinds = st.sampled_from(["fos", "fon", "fou", "foc", "n", "hb", "ws", "wu", "fcs", "fcn", "fcu", "fcc",
+                                 "fls", "fln", "flu", "flc", "bu", "te"])
 notification_payloads = st.lists(
     st.one_of(offer_wire_values, offer_rows, st.sampled_from(["foc-req", "fon-req", "fou-req", "on-req"])),
     min_size=0,
@@ -116,7 +118,7 @@ structured_exchange = st.one_of(
 structured_client = st.one_of(
     st.tuples(
         st.just(0) | edge_values,
-        st.sampled_from(["foc", "fon", "oc", "on"]) | edge_values,
+        st.sampled_from(["foc", "fon", "calc", "oc", "on"]) | edge_values,
         edge_values,
         st.fixed_dictionaries(
             {},
@@ -210,6 +212,9 @@ class TestAnyInput:
             assert isinstance(decode_exchange_message(value), ExchangeEvent)
         except RemoteProtocolError:
             pass
+        check = SequenceCheck()
+        for _ in range(2):  # once as a start, once against it
+            assert check.feed(sequence_numbers(value)).status in ("ok", "no-number", "gap")
         for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
             for data in (text, text.encode("utf-8", "surrogatepass")):  # lone surrogates: not valid UTF-8
                 _exchange(data)

@@ -61,6 +61,7 @@ def test_seq_all_is_65536() -> None:
     ('[0,"fcn",' + CREDIT + ',"1042",87.5]', SequenceNumbers(None, 87.5, False, False)),
     ('[0,"fcn",' + CREDIT + ",true,false]", SequenceNumbers(None, None, False, False)),
     ("[0]", SequenceNumbers(None, 0, False, False)),  # ws2.js reads msg[-2] as undefined, msg[-1] as 0
+    ('[0,"hb",' + "9" * 400 + "]", SequenceNumbers(int("9" * 400), None, False, False)),  # no float overflow
     ('[false,"x",5]', SequenceNumbers(5, None, False, False)),  # false is not channel 0
 ])
 def test_which_frames_carry_which_numbers(text: str, expected: SequenceNumbers | None) -> None:

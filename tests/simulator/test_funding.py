@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -275,3 +276,14 @@ def test_config_validates_funding_counts() -> None:
     with pytest.raises(ValueError):
         SimulatorConfig(credits=-1)
     assert SimulatorConfig(loans=3).loans == 3
+
+
+def test_exact_offer_executes_exactly() -> None:
+    """A partial execution of an offer a client wrote as decimal text keeps exact digits (no float, no rounding)."""
+    account = Account(seed=1, clock=lambda: 0)
+    offer = account.add_offer(amount=Decimal("150.10"), rate=Decimal("0.00020"))
+    update, opened, _wallet = account.execute(offer.id, 0.1)
+    assert update.offer.amount == Decimal("150.00") and str(update.offer.amount) == "150.00"
+    assert opened.item.amount == Decimal("0.1") and opened.kind in ("fcn", "fln")  # type: ignore[union-attr]
+    last = account.execute(offer.id)
+    assert last[0].kind == "foc" and last[1].item.amount == Decimal("150.00")  # type: ignore[union-attr]

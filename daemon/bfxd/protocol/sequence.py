@@ -36,6 +36,8 @@ def _number(value: object) -> int | float | None:
     """lodash ``_isFinite``: a finite number (bools are not numbers here), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if isinstance(value, int):
+        return value  # always finite; math.isfinite would overflow on a huge one
     return value if math.isfinite(value) else None
 
 

@@ -164,7 +164,7 @@ class Account:
         exact = isinstance(remaining, Decimal)  # an offer a client created: keep its arithmetic exact
         asked = None if amount is None else (Decimal(str(abs(amount))) if exact else abs(amount))
         filled = remaining if asked is None else min(asked, remaining)
-        left = round(remaining - filled, 8)  # type: ignore[operator]
+        left = remaining - filled if exact else round(remaining - filled, 8)  # type: ignore[operator]
         sign = -1 if offer.amount < 0 else 1  # negative amounts are borrow offers
         if left <= 0:
             del self._offers[offer_id]
