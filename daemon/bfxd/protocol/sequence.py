@@ -1,7 +1,8 @@
 """Sequence numbers (``conf`` flag SEQ_ALL, 65536): which frames carry them, and the check for a missed frame.
 
 With the flag on, the exchange appends numbers to array frames. The rules below are the official Node client's,
-``WSv2._validateMessageSeq`` (npm ``bitfinex-api-node`` 7.0.0, ``lib/transports/ws2.js``), restated:
+``WSv2._validateMessageSeq`` (npm ``bitfinex-api-node`` 7.0.0, ``lib/transports/ws2.js``, read in the
+repository's latest version; an older one skipped only ERROR notifications' public number), restated:
 
 - Only arrays carry numbers; events (objects) never do.
 - The *public* number counts every array frame of the connection: it is the last element, or for channel-0
