@@ -11,6 +11,11 @@ for I/O, that is as soon as the daemon has nothing else to do (or after 50 ms or
 Order and timestamps are unchanged; what changes is one write, and one wake-up of journald, per burst of work
 instead of per line, and none on a request's critical path.
 
+Audit trail (``audit=`` given, JSON format): the sink seals every line, structlog's and the stdlib bridge's alike,
+with ``run``, ``seq`` and ``chain`` (see :mod:`bfxd.audit.chain` for the canonical form) at the moment it is
+logged, so batching does not change the chain; :func:`flush_log` writes what is gathered at once, which the
+connection's writer calls before an input frame's bytes go out (the audit line is written ahead).
+
 Secrets: :func:`redact_secrets` replaces secret-named keys and any :class:`~bfxd.secret.Secret` value with
 ``"[redacted]"``, and tracebacks are rendered without frame locals (which would include the secret held by
 the auth code). It is a second safety net; the first is never binding secrets at all.
@@ -18,6 +23,7 @@ the auth code). It is a second safety net; the first is never binding secrets at
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import logging
@@ -33,9 +39,12 @@ import trio
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor
 
+from bfxd.audit.chain import Chain
+from bfxd.audit.trail import AuditSettings, AuditTrail
 from bfxd.secret import Secret
 
-__all__ = ["REDACTED", "STDLIB_LOGGERS", "LineSink", "batched_log_writes", "configure_logging", "redact_secrets"]
+__all__ = ["REDACTED", "STDLIB_LOGGERS", "AuditSettings", "LineSink", "batched_log_writes", "close_audit_trail",
+           "configure_logging", "flush_log", "redact_secrets"]
 
 REDACTED = "[redacted]"
 SECRET_KEYS = frozenset({"api_secret", "api_key", "authSig", "authPayload", "signature", "secret"})
@@ -105,8 +114,9 @@ class LineSink:
     Writes through by default; ``batch()`` makes it gather lines until ``flush()``.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, chain: Chain | None = None) -> None:
         self.stream = stream
+        self.chain = chain  # None: lines are written as rendered (console format, tests)
         self._lock = threading.Lock()  # a stdlib record may come from a worker thread
         self._lines: list[str] = []
         self._size = 0
@@ -115,6 +125,8 @@ class LineSink:
 
     def msg(self, message: str) -> None:
         with self._lock:
+            if self.chain is not None and message.endswith("}"):
+                message = self.chain.seal(message)
             if self._max_bytes is None:
                 self.stream.write(message + "\n")
                 self.stream.flush()
@@ -142,6 +154,12 @@ class LineSink:
         with self._lock:
             self._write_batch()
 
+    def head(self) -> tuple[str, int, str]:
+        """(run, seq, chain) of the newest sealed line."""
+        with self._lock:
+            assert self.chain is not None
+            return self.chain.run, self.chain.last_seq, self.chain.head.hex()
+
     def _write_batch(self) -> None:
         if self._lines:
             self._lines.append("")  # the last line's newline
@@ -157,12 +175,30 @@ class _FlushWhenIdle(trio.abc.Instrument):
         self._sink, self._max_delay = sink, max_delay
 
     def before_io_wait(self, timeout: float) -> None:
+        trail = _trail
+        if trail is not None and trail.due():
+            trail.checkpoint()
         oldest = self._sink.oldest
         if oldest is not None and (timeout > 0 or time.monotonic() - oldest >= self._max_delay):
             self._sink.flush()
 
 
 _sink = LineSink(sys.stdout)
+_trail: AuditTrail | None = None
+
+
+def flush_log() -> None:
+    """Write the lines gathered so far, now (write-ahead: before the bytes they describe leave)."""
+    _sink.flush()
+
+
+def close_audit_trail() -> None:
+    """At exit: the run's last line (``audit.closed``, anchored), written out."""
+    global _trail
+    trail, _trail = _trail, None
+    if trail is not None:
+        trail.close()
+        _sink.write_through()
 
 
 @contextlib.contextmanager
@@ -196,15 +232,19 @@ class _BridgeHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cache: bool = True) -> None:
+def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cache: bool = True,
+                      audit: AuditSettings | None = None) -> None:
     """Configure structlog (and the stdlib bridge) to write one rendered line per event to ``stream``.
 
     ``fmt`` is ``"json"`` or ``"console"``; ``level`` one of debug/info/warning/error. ``cache=False`` in
-    tests, because cached loggers ignore ``structlog.testing.capture_logs()``.
+    tests, because cached loggers ignore ``structlog.testing.capture_logs()``. With ``audit`` (JSON only), a new
+    run of the audit trail begins: every line is sealed into the hash chain, ``audit.started`` is its first
+    line, and ``audit.closed`` its last, at exit.
     """
-    global _sink
+    global _sink, _trail
+    close_audit_trail()  # the previous run's last line goes to the previous stream
     _sink.write_through()  # whatever the previous sink still holds
-    _sink = sink = LineSink(stream)
+    _sink = sink = LineSink(stream, Chain() if audit is not None and fmt == "json" else None)
     renderers = _renderers(fmt, stream)
     structlog.configure(
         processors=[*_shared_processors(), *renderers],
@@ -230,3 +270,12 @@ def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cach
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
         logger.propagate = False  # the root logger's handlers (if any) would print it a second time
+    if sink.chain is not None:
+        assert audit is not None
+        unfiltered = structlog.wrap_logger(sink, processors=[*_shared_processors(), *renderers],
+                                           wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+        _trail = AuditTrail(audit, sink.head, unfiltered)
+        _trail.start()
+
+
+atexit.register(close_audit_trail)
