@@ -29,6 +29,7 @@ from bfxd.actors.api import AccountClient
 from bfxd.actors.channels import hand_over, take_waiting
 from bfxd.actors.messages import WatcherCutOff
 from bfxd.actors.requests import Answer, start_request
+from bfxd.peer_identity import peer_identity
 from bfxd.protocol import client_wire as wire
 from bfxd.protocol.client_wire import CancelAllRequest, CancelRequest, LineBuffer, LineTooLong, WatchRequest
 from bfxd.unix_socket import PeerCred, peer_credentials
@@ -111,7 +112,7 @@ class _Inbox:
         with structlog.contextvars.bound_contextvars(client_id=client_id, peer_pid=peer.pid, peer_uid=peer.uid,
                                                      peer_gid=peer.gid):
             self.clients += 1
-            log.info("client.connected")
+            log.info("client.connected", **peer_identity(peer.pid))
             try:
                 async with stream:
                     await self._serve(stream, client_id, peer)
