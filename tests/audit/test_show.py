@@ -48,7 +48,30 @@ def story(audit_log) -> list[bytes]:  # type: ignore[no-untyped-def]
 
 
 def events(lines: list[bytes], selection: Selection) -> list[tuple[str, object]]:
-    return [(r["event"], r.get("request_id") or r.get("request_ids")) for r, _line, _c in select(lines, selection)]
+    """The story's (event, request ids), the same whether the log comes line by line or as one block."""
+    def told(blocks: list[bytes]) -> list[tuple[str, object]]:
+        return [(r["event"], r.get("request_id") or r.get("request_ids")) for r, _l, _c in select(blocks, selection)]
+
+    by_line = told(lines)
+    assert told([b"".join(lines)]) == by_line
+    return by_line
+
+
+def test_a_busy_client_with_more_requests_than_needles(audit_log) -> None:  # type: ignore[no-untyped-def]
+    stream, _anchors, run = audit_log
+    count = 50
+
+    def body() -> None:
+        client_session(3, 555, 1234, "bot", [(f"3.{n}", {"op": "cancel", "offer_id": 900 + n}) for n in range(count)])
+        for n in range(count):
+            log.info("frame.sent", kind="foc", offer_id=900 + n, request_ids=[f"3.{n}"])
+        log.info("frame.sent", kind="foc", offer_id=1, request_ids=["4.1"])  # someone else's
+
+    run(body)
+    lines = [line.encode() + b"\n" for line in stream.getvalue().splitlines()]
+    told = events(lines, Selection(client=1234))
+    assert told.count(("command.received", None)) == 0
+    assert [e for e in told if e[0] == "frame.sent"] == [("frame.sent", [f"3.{n}"]) for n in range(count)]
 
 
 def test_an_offer_brings_in_a_cancel_all_that_named_it_only_in_its_frame(audit_log) -> None:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import heapq
 import sys
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -24,6 +25,9 @@ __all__ = ["Selection", "select", "show_main"]
 
 _STAMP_KEY = b'"timestamp":"'
 _ASKED_KEPT = 100_000  # requests remembered for a late join; a story rarely spans more
+_MAX_RID_NEEDLES = 32  # request ids searched for one by one; beyond, every line naming a request is looked at
+# Requests that name no offer but touch several: their command.received is kept until a frame names the offer.
+_MULTI_OFFER_OPS = (b'"op":"cancel_all"',)
 
 
 class Selection:
@@ -38,14 +42,15 @@ class Selection:
         self.client_needles = (f'"peer_uid":{client}'.encode(), f'"peer_pid":{client}'.encode()) \
             if client is not None else ()
 
-    def may_seed(self, line: bytes) -> bool:
+    def needles(self) -> list[bytes] | None:
+        """What a seed line contains for sure (None: any line, when only a time window is given)."""
         if self.offer_needle is not None:
-            return self.offer_needle in line
+            return [self.offer_needle]
         if self.request_needle is not None:
-            return self.request_needle in line
+            return [self.request_needle]
         if self.client_needles:
-            return any(_number_in(needle, line) for needle in self.client_needles)
-        return True  # only a time window: every line in it
+            return list(self.client_needles)
+        return None
 
     def may_follow(self, record: dict[str, Any]) -> bool:
         """A line of a related request: not if it is about another offer (a cancel_all's other frames)."""
@@ -59,17 +64,6 @@ class Selection:
         if self.client is not None:
             return self.client in (record.get("peer_uid"), record.get("peer_pid"))
         return True
-
-
-def _number_in(needle: bytes, line: bytes) -> bool:
-    """*needle* (``"key":N``) in *line* as a whole number, not as the start of a longer one."""
-    at = line.find(needle)
-    while at >= 0:
-        end = at + len(needle)
-        if end >= len(line) or not line[end:end + 1].isdigit():
-            return True
-        at = line.find(needle, end)
-    return False
 
 
 def _bound(text: str | None) -> str | None:
@@ -93,59 +87,147 @@ def _stamp(line: bytes) -> str | None:
     return stamp
 
 
-def select(lines: Iterable[bytes], selection: Selection) -> Iterator[tuple[dict[str, Any], bytes, dict | None]]:
-    """(record, raw line, the client.connected record of its client or None), in log order."""
-    clients: dict[tuple[str, object], dict[str, Any]] = {}  # (run, client_id) → client.connected
-    related: dict[str, set[str]] = {}  # run → request ids of the story
-    # command.received of recent requests: a cancel_all is seen to touch an offer only at its frame, later
-    asked: OrderedDict[tuple[str, str], tuple[dict[str, Any], bytes]] = OrderedDict()
-    windowed = selection.since is not None or selection.until is not None
-    for raw in lines:
-        line = raw.rstrip(b"\r\n")
-        if not line.startswith(b"{") and not (line.startswith(b"<") and b"{" in line[:4]):
-            continue
-        connected = b'"client.connected"' in line
-        received = b'"command.received"' in line
-        seed = selection.may_seed(line)
-        follow = bool(related) and b'"request_id' in line
-        if not (connected or received or seed or follow):
-            continue
-        if windowed:
+class _Story:
+    """The state of one pass: which lines belong, given what came before."""
+
+    def __init__(self, selection: Selection) -> None:
+        self.selection = selection
+        self.clients: dict[tuple[str, object], dict[str, Any]] = {}  # (run, client_id) → client.connected
+        self.related: dict[str, set[str]] = {}  # run → request ids of the story
+        self.rid_count = 0
+        self.broad_searched = False  # in this block
+        # command.received of recent multi-offer requests (cancel_all): seen to touch an offer only at a frame
+        self.asked: OrderedDict[tuple[str, str], tuple[dict[str, Any], bytes]] = OrderedDict()
+
+    def needles(self) -> list[bytes]:
+        """What a line of the story must contain (at least one of); [] means every line is a candidate."""
+        seeds = self.selection.needles()
+        if seeds is None:
+            return []
+        return [b'"client.connected"', *_MULTI_OFFER_OPS, *seeds]
+
+    def follow_needles(self, rids: Iterable[str]) -> list[bytes]:
+        """Needles for request ids new to the story (searched for in the rest of the block)."""
+        if self.rid_count > _MAX_RID_NEEDLES:
+            # A long story (a busy client): every line naming a request is a candidate, searched once a block.
+            if self.broad_searched:
+                return []
+            self.broad_searched = True
+            return [b'"request_id']
+        return [f'"{rid}"'.encode() for rid in rids]
+
+    def take(self, line: bytes, out: list[tuple[dict[str, Any], bytes, dict | None]]) -> list[str]:
+        """Append the line (and a late-joined request's first line) to *out* if it belongs; return the request
+        ids it brought into the story."""
+        selection = self.selection
+        if selection.since is not None or selection.until is not None:
             stamp = _stamp(line)
             if stamp is not None and ((selection.since and stamp < selection.since)
                                       or (selection.until and stamp > selection.until)):
-                continue
+                return []
         try:
             record = orjson.loads(line[line.index(b"{"):])
         except (orjson.JSONDecodeError, ValueError):
-            continue
+            return []
         if not isinstance(record, dict):
-            continue
+            return []
         run = str(record.get("run", ""))
         event = record.get("event")
         own = record.get("request_id")
         if event == "client.connected":
-            clients[(run, record.get("client_id"))] = record
-        ids = related.get(run) or set()
-        seeded = seed and selection.seeds(record)
-        matched = seeded or (follow and selection.may_follow(record) and (
+            self.clients[(run, record.get("client_id"))] = record
+        ids = self.related.get(run) or set()
+        seeded = selection.seeds(record)
+        matched = seeded or (selection.may_follow(record) and (
             own in ids or any(r in ids for r in record.get("request_ids") or ())))
         if not matched:
             if event == "command.received" and isinstance(own, str):
-                asked[(run, own)] = record, line
-                if len(asked) > _ASKED_KEPT:
-                    asked.popitem(last=False)
-            continue
+                self.asked[(run, own)] = record, line
+                if len(self.asked) > _ASKED_KEPT:
+                    self.asked.popitem(last=False)
+            return []
+        added = []
         # Only what matches the selection itself widens the story: a frame shared with another request does
         # not bring in that request's own story.
         for rid in (own, *(record.get("request_ids") or ())) if seeded and selection.request is None else ():
             if isinstance(rid, str) and rid not in ids:
-                ids = related.setdefault(run, ids)
+                ids = self.related.setdefault(run, ids)
                 ids.add(rid)
-                earlier = asked.pop((run, rid), None)
+                added.append(rid)
+                self.rid_count += 1
+                earlier = self.asked.pop((run, rid), None)
                 if earlier is not None:  # who asked, told before what followed
-                    yield earlier[0], earlier[1], clients.get((run, earlier[0].get("client_id")))
-        yield record, line, clients.get((run, record.get("client_id")))
+                    out.append((earlier[0], earlier[1], self.clients.get((run, earlier[0].get("client_id")))))
+        out.append((record, line, self.clients.get((run, record.get("client_id")))))
+        return added
+
+
+def select(blocks: Iterable[bytes], selection: Selection) -> Iterator[tuple[dict[str, Any], bytes, dict | None]]:
+    """(record, line, the client.connected record of its client or None), in log order.
+
+    *blocks*: the log in pieces that end at line ends (single lines will do). Within a block, the candidate lines
+    are found by searching the whole block for each needle (C speed), not line by line.
+    """
+    story = _Story(selection)
+    needles = story.needles()
+    for block in blocks:
+        out: list[tuple[dict[str, Any], bytes, dict | None]] = []
+        if not needles:
+            for line in block.splitlines():
+                if line[:1] in (b"{", b"<"):
+                    story.take(line, out)
+            yield from out
+            continue
+        yield from _scan_block(block, story, needles)
+
+
+def _scan_block(block: bytes, story: _Story, needles: list[bytes]) -> list[tuple[dict[str, Any], bytes, dict | None]]:
+    out: list[tuple[dict[str, Any], bytes, dict | None]] = []
+    pending: list[int] = []  # starts of candidate lines, in order
+    queued: set[int] = set()
+
+    def search(needle: bytes, start: int) -> None:
+        at = block.find(needle, start)
+        while at >= 0:
+            line_start = block.rfind(b"\n", 0, at) + 1
+            if line_start not in queued:
+                queued.add(line_start)
+                heapq.heappush(pending, line_start)
+            at = block.find(b"\n", at)
+            if at < 0:
+                break
+            at = block.find(needle, at)
+
+    story.broad_searched = False
+    for needle in (*needles, *story.follow_needles(r for ids in story.related.values() for r in ids)):
+        search(needle, 0)
+    while pending:
+        line_start = heapq.heappop(pending)
+        line_end = block.find(b"\n", line_start)
+        if line_end < 0:
+            line_end = len(block)
+        added = story.take(block[line_start:line_end].rstrip(b"\r"), out)
+        for needle in story.follow_needles(added) if added else ():
+            search(needle, line_end)  # the rest of the block; later blocks search for it from the start
+    return out
+
+
+def read_blocks(source: str, size: int = 8 << 20) -> Iterator[bytes]:
+    """The file (``-``: stdin) in blocks of about *size* bytes that end at a line end."""
+    stream = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 (closed below)
+    try:
+        rest = b""
+        while chunk := stream.read(size):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            if cut:
+                yield data[:cut]
+        if rest:
+            yield rest + b"\n"
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
 
 
 # ---- telling it ----------------------------------------------------------------------------------------------
@@ -209,14 +291,6 @@ def tell(matches: Iterable[tuple[dict[str, Any], bytes, dict | None]], out: Any,
     return count
 
 
-def _read(source: str) -> Iterator[bytes]:
-    if source == "-":
-        yield from sys.stdin.buffer
-        return
-    with open(source, "rb") as stream:
-        yield from stream
-
-
 def show_main(args: argparse.Namespace) -> int:
     if args.offer is None and args.request is None and args.client is None and not (args.since or args.until):
         print("bfxd audit show: say what to show: --offer, --request, --client, or --since/--until",
@@ -229,7 +303,7 @@ def show_main(args: argparse.Namespace) -> int:
         print(f"bfxd audit show: not a time: {exc}", file=sys.stderr)
         return 2
     try:
-        count = tell(select(_read(args.source), selection), sys.stdout, args.json)
+        count = tell(select(read_blocks(args.source), selection), sys.stdout, args.json)
     except OSError as exc:
         print(f"bfxd audit show: {exc}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import sys
+from binascii import hexlify
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -32,7 +33,7 @@ __all__ = ["Break", "Report", "verify_lines", "verify_main"]
 
 _PRIORITY = re.compile(rb"^<[0-7]>")  # an sd-daemon level prefix, if the output still has one
 _RUN_KEY = b',"run":"'
-_MARK_EVENTS = (b'"event":"audit.checkpoint"', b'"event":"audit.closed"', b'"event":"audit.started"')
+_MARK_TAG = b'"event":"audit.'  # audit.started / audit.checkpoint / audit.closed: parsed, nothing else is
 
 
 @attrs.define
@@ -82,7 +83,7 @@ def _fields(canonical: bytes) -> tuple[str, int] | None:
 
 
 def _marked_event(canonical: bytes) -> dict | None:
-    if not any(tag in canonical for tag in _MARK_EVENTS):
+    if _MARK_TAG not in canonical:
         return None
     try:
         event = orjson.loads(canonical)
@@ -133,12 +134,16 @@ def verify_lines(lines: Iterable[bytes], anchors: list[dict] | None = None) -> R
         if state is None:
             if seq == 0:
                 digest = link(GENESIS, canonical)
-                if digest.hex() != chain:
+                if hexlify(digest) != chain:
                     report.broken = Break("edited", number, run, seq, "the first line of the run does not match "
                                           "its chain: it was edited")
                     return report
             else:
-                digest = bytes.fromhex(chain)  # the input begins mid-run: this line is the starting point
+                try:
+                    digest = bytes.fromhex(chain.decode("ascii"))  # the input begins mid-run: start from here
+                except ValueError:
+                    report.broken = Break("edited", number, run, seq, "the chain member is not hex")
+                    return report
             runs[run] = state = RunState(run, seq, seq, digest)
             order.append(run)
         else:
@@ -152,7 +157,7 @@ def verify_lines(lines: Iterable[bytes], anchors: list[dict] | None = None) -> R
                                       f"seq {seq} comes after seq {state.last_seq}: reordered or duplicated")
                 return report
             digest = link(state.head, canonical)
-            if digest.hex() != chain:
+            if hexlify(digest) != chain:
                 report.broken = Break("edited", number, run, seq,
                                       f"seq {seq} does not follow seq {seq - 1}: this line was edited, or the "
                                       "one before it was rewritten with a new chain")
@@ -163,7 +168,7 @@ def verify_lines(lines: Iterable[bytes], anchors: list[dict] | None = None) -> R
         if event is not None:
             name = event.get("event")
             if name in ("audit.checkpoint", "audit.closed"):
-                state.marks[seq] = chain
+                state.marks[seq] = chain.decode("ascii", "replace")
                 state.closed = state.closed or name == "audit.closed"
             elif name == "audit.started" and "prev_run" in event:
                 state.started_after = (str(event["prev_run"]), int(event["prev_seq"]), str(event["prev_chain"]))
