@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         notifier.status(f"config error: {exc}")
         return EX_CONFIG
     configure_logging(fmt=config.log.format, level=config.log.level,
-                      audit=AuditSettings(config.log.anchor_file, config.log.checkpoint_interval))
+                      audit=AuditSettings(config.log.anchor_file, config.log.checkpoint_interval), journal="auto")
     if credentials.source == "environment":
         log.warning("daemon.credentials_from_environment",
                     advice="for development only: use credential files (LoadCredential=) in production")

@@ -11,10 +11,12 @@ for I/O, that is as soon as the daemon has nothing else to do (or after 50 ms or
 Order and timestamps are unchanged; what changes is one write, and one wake-up of journald, per burst of work
 instead of per line, and none on a request's critical path.
 
-Audit trail (``audit=`` given, JSON format): the sink seals every line, structlog's and the stdlib bridge's alike,
-with ``run``, ``seq`` and ``chain`` (see :mod:`bfxd.audit.chain` for the canonical form) at the moment it is
-logged, so batching does not change the chain; :func:`flush_log` writes what is gathered at once, which the
-connection's writer calls before an input frame's bytes go out (the audit line is written ahead).
+Audit trail (``audit=`` given, JSON format): the sink (:mod:`bfxd.log_sink`) seals every line, structlog's and
+the stdlib bridge's alike, with ``run``, ``seq`` and ``chain`` (see :mod:`bfxd.audit.chain` for the canonical
+form) as it writes it, in the order logged; :func:`flush_log` writes what is gathered at once, which the
+connection's writer calls before an input frame's bytes go out (the audit line is written ahead). A log that
+cannot be written does not stop the daemon: see :mod:`bfxd.log_sink` and :func:`log_health`. Under systemd
+(``journal="auto"``) lines go to journald through its native protocol (:mod:`bfxd.journal`).
 
 Secrets: :func:`redact_secrets` replaces secret-named keys and any :class:`~bfxd.secret.Secret` value with
 ``"[redacted]"``, and tracebacks are rendered without frame locals (which would include the secret held by
@@ -25,10 +27,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import json
 import logging
+import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -41,10 +44,13 @@ from structlog.typing import EventDict, Processor
 
 from bfxd.audit.chain import Chain
 from bfxd.audit.trail import AuditSettings, AuditTrail
+from bfxd.journal import JOURNAL_SOCKET, JournalSender, stdout_is_journal
+from bfxd.log_output import FdOutput, JournalOutput, LogHealth, TextOutput
+from bfxd.log_sink import LineSink, Output
 from bfxd.secret import Secret
 
-__all__ = ["REDACTED", "STDLIB_LOGGERS", "AuditSettings", "LineSink", "batched_log_writes", "close_audit_trail",
-           "configure_logging", "flush_log", "redact_secrets"]
+__all__ = ["REDACTED", "STDLIB_LOGGERS", "AuditSettings", "LineSink", "LogHealth", "batched_log_writes",
+           "close_audit_trail", "configure_logging", "flush_log", "log_health", "redact_secrets"]
 
 REDACTED = "[redacted]"
 SECRET_KEYS = frozenset({"api_secret", "api_key", "authSig", "authPayload", "signature", "secret"})
@@ -108,68 +114,6 @@ def _renderers(fmt: str, stream: TextIO) -> list[Processor]:
     raise ValueError(f"unknown log format {fmt!r} (expected json or console)")
 
 
-class LineSink:
-    """Where every rendered line goes (structlog's logger and the stdlib bridge alike, so their order holds).
-
-    Writes through by default; ``batch()`` makes it gather lines until ``flush()``.
-    """
-
-    def __init__(self, stream: TextIO, chain: Chain | None = None) -> None:
-        self.stream = stream
-        self.chain = chain  # None: lines are written as rendered (console format, tests)
-        self._lock = threading.Lock()  # a stdlib record may come from a worker thread
-        self._lines: list[str] = []
-        self._size = 0
-        self._max_bytes: int | None = None  # None: write through
-        self.oldest: float | None = None  # time.monotonic() of the oldest line not written yet
-
-    def msg(self, message: str) -> None:
-        with self._lock:
-            if self.chain is not None and message.endswith("}"):
-                message = self.chain.seal(message)
-            if self._max_bytes is None:
-                self.stream.write(message + "\n")
-                self.stream.flush()
-                return
-            if not self._lines:
-                self.oldest = time.monotonic()
-            self._lines.append(message)
-            self._size += len(message)
-            if self._size >= self._max_bytes:
-                self._write_batch()
-
-    # structlog calls the method named after the level
-    debug = info = warning = warn = error = err = critical = exception = fatal = failure = log = msg
-
-    def batch(self, max_bytes: int) -> None:
-        with self._lock:
-            self._max_bytes = max_bytes
-
-    def write_through(self) -> None:
-        with self._lock:
-            self._write_batch()
-            self._max_bytes = None
-
-    def flush(self) -> None:
-        with self._lock:
-            self._write_batch()
-
-    def head(self) -> tuple[str, int, str]:
-        """(run, seq, chain) of the newest sealed line."""
-        with self._lock:
-            assert self.chain is not None
-            return self.chain.run, self.chain.last_seq, self.chain.head.hex()
-
-    def _write_batch(self) -> None:
-        if self._lines:
-            self._lines.append("")  # the last line's newline
-            data = "\n".join(self._lines)
-            self._lines.clear()
-            self._size, self.oldest = 0, None
-            self.stream.write(data)
-            self.stream.flush()
-
-
 class _FlushWhenIdle(trio.abc.Instrument):
     def __init__(self, sink: LineSink, max_delay: float) -> None:
         self._sink, self._max_delay = sink, max_delay
@@ -183,8 +127,28 @@ class _FlushWhenIdle(trio.abc.Instrument):
             self._sink.flush()
 
 
-_sink = LineSink(sys.stdout)
+_sink = LineSink(TextOutput(sys.stdout))
 _trail: AuditTrail | None = None
+
+
+def log_health() -> LogHealth:
+    """Whether log lines are getting out (for the ``status`` op: ``log_health().as_status()``)."""
+    return _sink.health
+
+
+def _output(stream: TextIO, journal: str | None) -> Output:
+    """journald's socket if asked for (``"auto"``: when stdout is the journal and journald listens), else the
+    stream's file descriptor, written directly; a stream without one (tests) as a text stream."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return TextOutput(stream)
+    if journal == "auto":
+        journal = JOURNAL_SOCKET if stdout_is_journal(fd=fd) and os.path.exists(JOURNAL_SOCKET) else None
+    if journal is not None:
+        return JournalOutput(JournalSender(journal))
+    stream.flush()  # what was printed before goes first
+    return FdOutput(fd)
 
 
 def flush_log() -> None:
@@ -233,18 +197,20 @@ class _BridgeHandler(logging.Handler):
 
 
 def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cache: bool = True,
-                      audit: AuditSettings | None = None) -> None:
+                      audit: AuditSettings | None = None, journal: str | None = None) -> None:
     """Configure structlog (and the stdlib bridge) to write one rendered line per event to ``stream``.
 
     ``fmt`` is ``"json"`` or ``"console"``; ``level`` one of debug/info/warning/error. ``cache=False`` in
     tests, because cached loggers ignore ``structlog.testing.capture_logs()``. With ``audit`` (JSON only), a new
     run of the audit trail begins: every line is sealed into the hash chain, ``audit.started`` is its first
-    line, and ``audit.closed`` its last, at exit.
+    line, and ``audit.closed`` its last, at exit. ``journal``: None (write to *stream*), a journald socket path,
+    or ``"auto"`` (journald's native protocol when *stream* is the journal, as under systemd).
     """
     global _sink, _trail
     close_audit_trail()  # the previous run's last line goes to the previous stream
     _sink.write_through()  # whatever the previous sink still holds
-    _sink = sink = LineSink(stream, Chain() if audit is not None and fmt == "json" else None)
+    _sink = sink = LineSink(_output(stream, journal), Chain() if audit is not None and fmt == "json" else None,
+                            json_lines=fmt == "json")
     renderers = _renderers(fmt, stream)
     structlog.configure(
         processors=[*_shared_processors(), *renderers],

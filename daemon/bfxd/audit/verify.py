@@ -33,7 +33,8 @@ __all__ = ["Break", "Report", "verify_lines", "verify_main"]
 
 _PRIORITY = re.compile(rb"^<[0-7]>")  # an sd-daemon level prefix, if the output still has one
 _RUN_KEY = b',"run":"'
-_MARK_TAG = b'"event":"audit.'  # audit.started / audit.checkpoint / audit.closed: parsed, nothing else is
+# audit.started / audit.checkpoint / audit.closed, log.lost: parsed; nothing else is
+_MARK_TAGS = (b'"event":"audit.', b'"event":"log.lost"')
 
 
 @attrs.define
@@ -64,6 +65,7 @@ class Report:
     runs: dict[str, RunState] = attrs.field(factory=dict)
     anchors_checked: int = 0
     anchors_elsewhere: int = 0  # heads of runs this input does not hold (rotated away, another instance)
+    declared_lost: int = 0  # lines the daemon could not write, as its log.lost lines say
     broken: Break | None = None
 
     @property
@@ -83,7 +85,7 @@ def _fields(canonical: bytes) -> tuple[str, int] | None:
 
 
 def _marked_event(canonical: bytes) -> dict | None:
-    if _MARK_TAG not in canonical:
+    if _MARK_TAGS[0] not in canonical and _MARK_TAGS[1] not in canonical:
         return None
     try:
         event = orjson.loads(canonical)
@@ -97,6 +99,7 @@ def verify_lines(lines: Iterable[bytes], anchors: list[dict] | None = None) -> R
     runs = report.runs
     order: list[str] = []
     pending: Break | None = None  # a gap: "missing" unless the missing seq turns up later ("reordered")
+    torn: Break | None = None  # a line cut short: fine only if the next sealed line is log.lost saying so
     for number, raw in enumerate(lines, 1):
         line = raw.rstrip(b"\r\n")
         if not line:
@@ -114,8 +117,11 @@ def verify_lines(lines: Iterable[bytes], anchors: list[dict] | None = None) -> R
         sealed = split_sealed(line)
         if sealed is None:
             if line[:2] == b'{"' and not line.endswith(b"}"):
-                report.broken = Break("truncated", number, "?", None, "a JSON line is cut short")
-                return report
+                if torn is not None:
+                    report.broken = torn
+                    return report
+                torn = Break("truncated", number, "?", None, "a JSON line is cut short")
+                continue
             if b'"chain":"' in line:
                 report.broken = Break("edited", number, "?", None, "a sealed line is no longer in the canonical "
                                       "form")
@@ -165,15 +171,22 @@ def verify_lines(lines: Iterable[bytes], anchors: list[dict] | None = None) -> R
             state.head, state.last_seq = digest, seq
             state.lines += 1
         event = _marked_event(canonical)
+        if torn is not None:
+            if event is None or event.get("event") != "log.lost" or event.get("torn") is not True:
+                report.broken = torn
+                return report
+            torn = None  # the daemon said so: a failed write cut that line
         if event is not None:
             name = event.get("event")
+            if name == "log.lost":
+                report.declared_lost += int(event.get("lost_lines") or 0)
             if name in ("audit.checkpoint", "audit.closed"):
                 state.marks[seq] = chain.decode("ascii", "replace")
                 state.closed = state.closed or name == "audit.closed"
             elif name == "audit.started" and "prev_run" in event:
                 state.started_after = (str(event["prev_run"]), int(event["prev_seq"]), str(event["prev_chain"]))
-    if pending is not None:
-        report.broken = pending
+    if pending is not None or torn is not None:
+        report.broken = pending or torn
         return report
     report.broken = _check_heads(report, order, anchors or [])
     return report
@@ -233,6 +246,8 @@ def render(report: Report) -> str:
         seq = f", seq {b.seq}" if b.seq is not None else ""
         return f"BROKEN ({b.kind}) {where} (run {b.run}{seq}): {b.detail}\n"
     out = [f"OK: {report.lines} lines in {len(report.runs)} run(s), {report.foreign} unsealed line(s) skipped"]
+    if report.declared_lost:
+        out.append(f"; {report.declared_lost} line(s) the daemon could not write (its log.lost lines)")
     if report.anchors_checked or report.anchors_elsewhere:
         out.append(f"; {report.anchors_checked} anchor(s) matched, {report.anchors_elsewhere} for runs not in the "
                    "input")
