@@ -20,6 +20,7 @@ goes as a sealed memfd passed with SCM_RIGHTS, as sd_journal_send does.
 
 from __future__ import annotations
 
+import array
 import errno
 import fcntl
 import os
@@ -27,7 +28,6 @@ import re
 import socket
 import struct
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import orjson
 
@@ -127,30 +127,10 @@ class JournalSender:
             os.write(fd, datagram)
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
                         | fcntl.F_SEAL_SEAL)
-            socket.send_fds(self.sock, [b""], [fd], 0, self.path)  # type: ignore[arg-type]
+            # sendmsg, not socket.send_fds, which drops the address (CPython 3.11)
+            self.sock.sendmsg([b""], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))], 0, self.path)
         finally:
             os.close(fd)
 
     def close(self) -> None:
         self.sock.close()
-
-
-def fields_of(datagram: bytes) -> list[tuple[str, Any]]:
-    """Parse a native-protocol datagram (both value forms): for tests and for checking what was sent."""
-    out: list[tuple[str, Any]] = []
-    at = 0
-    while at < len(datagram):
-        end = datagram.index(b"\n", at)
-        head = datagram[at:end]
-        if b"=" in head:
-            name, _, value = head.partition(b"=")
-            out.append((name.decode(), value.decode()))
-            at = end + 1
-        else:
-            (size,) = struct.unpack("<Q", datagram[end + 1:end + 9])
-            value = datagram[end + 9:end + 9 + size]
-            if datagram[end + 9 + size:end + 10 + size] != b"\n":
-                raise ValueError("a binary field is not followed by a newline")
-            out.append((head.decode(), value.decode()))
-            at = end + 10 + size
-    return out

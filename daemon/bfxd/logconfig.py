@@ -139,14 +139,14 @@ def log_health() -> LogHealth:
 def _output(stream: TextIO, journal: str | None) -> Output:
     """journald's socket if asked for (``"auto"``: when stdout is the journal and journald listens), else the
     stream's file descriptor, written directly; a stream without one (tests) as a text stream."""
+    if journal is not None and journal != "auto":
+        return JournalOutput(JournalSender(journal))
     try:
         fd = stream.fileno()
     except (OSError, ValueError, io.UnsupportedOperation):
         return TextOutput(stream)
-    if journal == "auto":
-        journal = JOURNAL_SOCKET if stdout_is_journal(fd=fd) and os.path.exists(JOURNAL_SOCKET) else None
-    if journal is not None:
-        return JournalOutput(JournalSender(journal))
+    if journal == "auto" and stdout_is_journal(fd=fd) and os.path.exists(JOURNAL_SOCKET):
+        return JournalOutput(JournalSender(JOURNAL_SOCKET))
     stream.flush()  # what was printed before goes first
     return FdOutput(fd)
 
