@@ -12,7 +12,10 @@ is no longer in the canonical form counts as edited. Each run (one daemon start)
   that run is in the input and ends before that head, or reaches it with another chain, its tail was cut off or
   rewritten;
 - with ``--anchors FILE`` every head in the anchor file is checked against the input the same way, which also
-  catches a log rewritten consistently from some line on, and a *truncated* tail of the newest run.
+  catches a log rewritten consistently from some line on, and a *truncated* tail of the newest run;
+- lines the daemon could not write leave no gap (the chain is rolled back), and the ``log.lost`` line written
+  once writes work again says how many: they are counted, not a break. A line cut short by such a failed write
+  is accepted only if the next sealed line is that ``log.lost`` with ``torn: true``.
 """
 
 from __future__ import annotations
