@@ -15,6 +15,7 @@ and whether one was left torn:
 from __future__ import annotations
 
 import datetime
+import errno
 import os
 import sys
 from typing import TextIO
@@ -72,6 +73,8 @@ class TextOutput:
             self.stream.flush()
         except OSError as exc:
             raise WriteFailed(0, False, exc) from None  # what a text stream kept is unknown: count all as lost
+        except ValueError as exc:  # the stream was closed under us
+            raise WriteFailed(0, False, OSError(errno.EBADF, str(exc))) from None
 
 
 def _now() -> str:
@@ -111,8 +114,6 @@ class LogHealth:
 
 
 def describe(error: OSError) -> str:
-    import errno
-
     name = errno.errorcode.get(error.errno or 0, "")
     return f"{name}: {error.strerror}" if name and error.strerror else str(error)
 

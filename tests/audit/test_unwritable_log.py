@@ -19,6 +19,18 @@ from bfxd.simulator import Simulator, SimulatorConfig
 LIMIT = 24 * 1024  # bytes of log file: reached a little after start-up
 
 
+async def connect_when_listening(path: Path, process: trio.Process) -> LineClient:
+    """Bounded polling: stdout is the file under test, so no daemon.ready line to wait for; the socket file
+    exists from its bind, a moment before it listens."""
+    with trio.fail_after(GUARD_S):
+        while True:
+            assert process.returncode is None
+            try:
+                return await LineClient.connect(path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                await trio.sleep(0.01)
+
+
 async def test_a_full_log_file_costs_lines_not_answers(nursery: trio.Nursery, socket_dir: Path) -> None:
     sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, offers=5, seed=11))
     await nursery.start(sim.serve)
@@ -45,12 +57,8 @@ async def test_a_full_log_file_costs_lines_not_answers(nursery: trio.Nursery, so
     nursery.start_soon(pump)
     socket = socket_dir / "bfxd.sock"
     state = None
-    with trio.fail_after(GUARD_S):
-        while not socket.exists():  # bounded polling: the socket appears once the daemon listens
-            assert process.returncode is None, bytes(stderr)
-            await trio.sleep(0.01)
     try:
-        async with await LineClient.connect(socket) as client:
+        async with await connect_when_listening(socket, process) as client:
             with trio.fail_after(GUARD_S):  # each request logs two lines: the file fills up
                 while b"cannot write the log" not in stderr or state != "ready":
                     state = (await client.request({"op": "status"}))["status"]["state"]
