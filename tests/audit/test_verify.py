@@ -221,3 +221,26 @@ class TestCommand:
         tampered = stream.getvalue().replace('"offer_id":1001', '"offer_id":1004')
         bad = subprocess.run([*command, "-"], input=tampered, capture_output=True, text=True)
         assert bad.returncode == 1 and bad.stdout.startswith("BROKEN (edited) line 3")
+
+
+def test_an_anchor_file_that_cannot_be_written_is_logged_once(tmp_path: Path) -> None:
+    import io
+
+    from bfxd.logconfig import AuditSettings, close_audit_trail, configure_logging
+
+    stream = io.StringIO()
+    settings = AuditSettings(anchor_file=tmp_path / "missing-dir" / "anchors", checkpoint_interval=0.0)
+    configure_logging(fmt="json", level="info", stream=stream, cache=False, audit=settings)
+
+    async def body() -> None:
+        with batched_log_writes():
+            for n in range(3):
+                structlog.get_logger().info("work", n=n)
+                await trio.sleep(0.001)  # a checkpoint each time: each fails to reach the anchor file
+
+    trio.run(body)
+    close_audit_trail()
+    events = [json.loads(line)["event"] for line in stream.getvalue().splitlines()]
+    assert events.count("audit.checkpoint") == 3 and events.count("audit.anchor_failed") == 1
+    assert events[-1] == "audit.closed"
+    assert verify_lines(iter(lines_of(stream))).ok
