@@ -82,6 +82,12 @@ ROWS = (
     Row("startup.session_ready_s", "  → authenticated session", "s"),
     Row("startup.bfxctl_status_ms", "bfxctl status wall time", "ms", "≤ 80", lambda v, r: v <= 80),
     Row("startup.python_startup_ms", "  bare `python -c pass`", "ms"),
+    Row("audit.seal_us_per_line", "audit: sealing a log line (run/seq/chain)", "µs"),
+    Row("audit.write_ahead_us_per_lone_frame", "  write-ahead, a lone frame (one extra write)", "µs"),
+    Row("audit.write_ahead_us_per_frame_batch_64", "  write-ahead per frame, batch of 64", "µs"),
+    Row("audit.show_lines_per_s", "audit show --offer, lines read", "/s"),
+    Row("audit.show_s_per_gb", "  seconds per GB of log", "s", "seconds", lambda v, r: v <= 10),
+    Row("audit.verify_lines_per_s", "audit verify, lines checked", "/s"),
 )
 TARGETS = ROWS
 

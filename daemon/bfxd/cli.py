@@ -15,7 +15,7 @@ import trio
 from bfxd.config import Config, config_as_dict, load_config
 from bfxd.credentials import Credentials, load_credentials
 from bfxd.errors import ConfigError
-from bfxd.logconfig import batched_log_writes, configure_logging
+from bfxd.logconfig import AuditSettings, batched_log_writes, configure_logging
 
 EX_OK, EX_SOFTWARE, EX_CONFIG = 0, 1, 78
 
@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("args", nargs=argparse.REMAINDER)
     demo = sub.add_parser("demo", help="simulator + daemon together, offline", add_help=False)
     demo.add_argument("args", nargs=argparse.REMAINDER)
+    audit = sub.add_parser("audit", help="verify the audit trail's hash chain, or show a story from it",
+                           add_help=False)
+    audit.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -65,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from bfxd.demo import demo_main
 
         return demo_main(argv[1:])
+    if argv[:1] == ["audit"]:  # reads a log: no config, no credentials
+        from bfxd.audit.command import audit_main
+
+        return audit_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args)
@@ -99,7 +106,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"bfxd: {exc}", file=sys.stderr)
         notifier.status(f"config error: {exc}")
         return EX_CONFIG
-    configure_logging(fmt=config.log.format, level=config.log.level)
+    configure_logging(fmt=config.log.format, level=config.log.level,
+                      audit=AuditSettings(config.log.anchor_file, config.log.checkpoint_interval), journal="auto")
     if credentials.source == "environment":
         log.warning("daemon.credentials_from_environment",
                     advice="for development only: use credential files (LoadCredential=) in production")

@@ -256,6 +256,9 @@ class ReconnectConfig:
 class LogConfig:
     format: str = attrs.field(default="json", validator=_log_format, metadata=_kind(STRING))
     level: str = attrs.field(default="info", validator=_log_level, metadata=_kind(STRING))
+    # The audit trail's heads, appended at each checkpoint and at exit: keep it somewhere else than the log.
+    anchor_file: Path | None = attrs.field(default=None, validator=_optional_path, metadata=_kind(OPTIONAL_PATH))
+    checkpoint_interval: float = attrs.field(default=300.0, validator=_positive, metadata=_kind(NUMBER))
 
 
 @attrs.frozen

@@ -11,6 +11,13 @@ for I/O, that is as soon as the daemon has nothing else to do (or after 50 ms or
 Order and timestamps are unchanged; what changes is one write, and one wake-up of journald, per burst of work
 instead of per line, and none on a request's critical path.
 
+Audit trail (``audit=`` given, JSON format): the sink (:mod:`bfxd.log_sink`) seals every line, structlog's and
+the stdlib bridge's alike, with ``run``, ``seq`` and ``chain`` (see :mod:`bfxd.audit.chain` for the canonical
+form) as it writes it, in the order logged; :func:`flush_log` writes what is gathered at once, which the
+connection's writer calls before an input frame's bytes go out (the audit line is written ahead). A log that
+cannot be written does not stop the daemon: see :mod:`bfxd.log_sink` and :func:`log_health`. Under systemd
+(``journal="auto"``) lines go to journald through its native protocol (:mod:`bfxd.journal`).
+
 Secrets: :func:`redact_secrets` replaces secret-named keys and any :class:`~bfxd.secret.Secret` value with
 ``"[redacted]"``, and tracebacks are rendered without frame locals (which would include the secret held by
 the auth code). It is a second safety net; the first is never binding secrets at all.
@@ -18,11 +25,13 @@ the auth code). It is a second safety net; the first is never binding secrets at
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import io
 import json
 import logging
+import os
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -33,9 +42,15 @@ import trio
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor
 
+from bfxd.audit.chain import Chain
+from bfxd.audit.trail import AuditSettings, AuditTrail
+from bfxd.journal import JOURNAL_SOCKET, JournalSender, stdout_is_journal
+from bfxd.log_output import FdOutput, JournalOutput, LogHealth, TextOutput
+from bfxd.log_sink import LineSink, Output
 from bfxd.secret import Secret
 
-__all__ = ["REDACTED", "STDLIB_LOGGERS", "LineSink", "batched_log_writes", "configure_logging", "redact_secrets"]
+__all__ = ["REDACTED", "STDLIB_LOGGERS", "AuditSettings", "LineSink", "LogHealth", "batched_log_writes",
+           "close_audit_trail", "configure_logging", "flush_log", "log_health", "redact_secrets"]
 
 REDACTED = "[redacted]"
 SECRET_KEYS = frozenset({"api_secret", "api_key", "authSig", "authPayload", "signature", "secret"})
@@ -99,70 +114,55 @@ def _renderers(fmt: str, stream: TextIO) -> list[Processor]:
     raise ValueError(f"unknown log format {fmt!r} (expected json or console)")
 
 
-class LineSink:
-    """Where every rendered line goes (structlog's logger and the stdlib bridge alike, so their order holds).
-
-    Writes through by default; ``batch()`` makes it gather lines until ``flush()``.
-    """
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self._lock = threading.Lock()  # a stdlib record may come from a worker thread
-        self._lines: list[str] = []
-        self._size = 0
-        self._max_bytes: int | None = None  # None: write through
-        self.oldest: float | None = None  # time.monotonic() of the oldest line not written yet
-
-    def msg(self, message: str) -> None:
-        with self._lock:
-            if self._max_bytes is None:
-                self.stream.write(message + "\n")
-                self.stream.flush()
-                return
-            if not self._lines:
-                self.oldest = time.monotonic()
-            self._lines.append(message)
-            self._size += len(message)
-            if self._size >= self._max_bytes:
-                self._write_batch()
-
-    # structlog calls the method named after the level
-    debug = info = warning = warn = error = err = critical = exception = fatal = failure = log = msg
-
-    def batch(self, max_bytes: int) -> None:
-        with self._lock:
-            self._max_bytes = max_bytes
-
-    def write_through(self) -> None:
-        with self._lock:
-            self._write_batch()
-            self._max_bytes = None
-
-    def flush(self) -> None:
-        with self._lock:
-            self._write_batch()
-
-    def _write_batch(self) -> None:
-        if self._lines:
-            self._lines.append("")  # the last line's newline
-            data = "\n".join(self._lines)
-            self._lines.clear()
-            self._size, self.oldest = 0, None
-            self.stream.write(data)
-            self.stream.flush()
-
-
 class _FlushWhenIdle(trio.abc.Instrument):
     def __init__(self, sink: LineSink, max_delay: float) -> None:
         self._sink, self._max_delay = sink, max_delay
 
     def before_io_wait(self, timeout: float) -> None:
+        trail = _trail
+        if trail is not None and trail.due():
+            trail.checkpoint()
         oldest = self._sink.oldest
         if oldest is not None and (timeout > 0 or time.monotonic() - oldest >= self._max_delay):
             self._sink.flush()
 
 
-_sink = LineSink(sys.stdout)
+_sink = LineSink(TextOutput(sys.stdout))
+_trail: AuditTrail | None = None
+
+
+def log_health() -> LogHealth:
+    """Whether log lines are getting out (for the ``status`` op: ``log_health().as_status()``)."""
+    return _sink.health
+
+
+def _output(stream: TextIO, journal: str | None) -> Output:
+    """journald's socket if asked for (``"auto"``: when stdout is the journal and journald listens), else the
+    stream's file descriptor, written directly; a stream without one (tests) as a text stream."""
+    if journal is not None and journal != "auto":
+        return JournalOutput(JournalSender(journal))
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return TextOutput(stream)
+    if journal == "auto" and stdout_is_journal(fd=fd) and os.path.exists(JOURNAL_SOCKET):
+        return JournalOutput(JournalSender(JOURNAL_SOCKET))
+    stream.flush()  # what was printed before goes first
+    return FdOutput(fd)
+
+
+def flush_log() -> None:
+    """Write the lines gathered so far, now (write-ahead: before the bytes they describe leave)."""
+    _sink.flush()
+
+
+def close_audit_trail() -> None:
+    """At exit: the run's last line (``audit.closed``, anchored), written out."""
+    global _trail
+    trail, _trail = _trail, None
+    if trail is not None:
+        trail.close()
+        _sink.write_through()
 
 
 @contextlib.contextmanager
@@ -196,15 +196,21 @@ class _BridgeHandler(logging.Handler):
             self.handleError(record)
 
 
-def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cache: bool = True) -> None:
+def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cache: bool = True,
+                      audit: AuditSettings | None = None, journal: str | None = None) -> None:
     """Configure structlog (and the stdlib bridge) to write one rendered line per event to ``stream``.
 
     ``fmt`` is ``"json"`` or ``"console"``; ``level`` one of debug/info/warning/error. ``cache=False`` in
-    tests, because cached loggers ignore ``structlog.testing.capture_logs()``.
+    tests, because cached loggers ignore ``structlog.testing.capture_logs()``. With ``audit`` (JSON only), a new
+    run of the audit trail begins: every line is sealed into the hash chain, ``audit.started`` is its first
+    line, and ``audit.closed`` its last, at exit. ``journal``: None (write to *stream*), a journald socket path,
+    or ``"auto"`` (journald's native protocol when *stream* is the journal, as under systemd).
     """
-    global _sink
+    global _sink, _trail
+    close_audit_trail()  # the previous run's last line goes to the previous stream
     _sink.write_through()  # whatever the previous sink still holds
-    _sink = sink = LineSink(stream)
+    _sink = sink = LineSink(_output(stream, journal), Chain() if audit is not None and fmt == "json" else None,
+                            json_lines=fmt == "json")
     renderers = _renderers(fmt, stream)
     structlog.configure(
         processors=[*_shared_processors(), *renderers],
@@ -230,3 +236,12 @@ def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cach
         logger.addHandler(handler)
         logger.setLevel(logging.WARNING)
         logger.propagate = False  # the root logger's handlers (if any) would print it a second time
+    if sink.chain is not None:
+        assert audit is not None
+        unfiltered = structlog.wrap_logger(sink, processors=[*_shared_processors(), *renderers],
+                                           wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+        _trail = AuditTrail(audit, sink.head, unfiltered)
+        _trail.start()
+
+
+atexit.register(close_audit_trail)

@@ -35,6 +35,7 @@ from bfxd.backoff import (
     reconnect_delay,
 )
 from bfxd.errors import RemoteProtocolError
+from bfxd.logconfig import flush_log
 from bfxd.protocol import (
     AuthFailed,
     AuthOk,
@@ -309,6 +310,10 @@ class _Connection:
                     log.info("frame.dropped", kind=frame.kind, reason="meant for an earlier link", **frame.log)
             if not frames:
                 continue
+            # Written ahead: the audit lines of the batch reach stdout before its bytes go out (one write).
+            for frame in frames:
+                log.info("frame.sent", kind=frame.kind, generation=generation, **frame.log)
+            flush_log()
             try:
                 await ws.send(*(frame.text for frame in frames))
             except LinkClosed as exc:
@@ -316,8 +321,6 @@ class _Connection:
                     log.info("frame.dropped", kind=frame.kind, reason="link closed", **frame.log)
                 finish(_LinkEnd(f"closed while sending ({_close_reason(exc)})"))
                 return
-            for frame in frames:
-                log.info("frame.sent", kind=frame.kind, generation=generation, **frame.log)
 
     async def _watch_silence(self, ws, finish) -> None:  # type: ignore[no-untyped-def]
         async def send_ping() -> None:

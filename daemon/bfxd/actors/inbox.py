@@ -32,6 +32,7 @@ from bfxd.actors.channels import hand_over, take_waiting
 from bfxd.actors.messages import WatcherCutOff, WatchEvent
 from bfxd.actors.ops import OPS, Op, OpContext
 from bfxd.actors.replies import Answer
+from bfxd.peer_identity import peer_identity
 from bfxd.protocol import client_wire as wire
 from bfxd.protocol.client_requests import parse_request
 from bfxd.protocol.client_wire import LineBuffer, LineTooLong
@@ -116,7 +117,7 @@ class _Inbox:
         with structlog.contextvars.bound_contextvars(client_id=client_id, peer_pid=peer.pid, peer_uid=peer.uid,
                                                      peer_gid=peer.gid):
             self.clients += 1
-            log.info("client.connected")
+            log.info("client.connected", **peer_identity(peer.pid))
             try:
                 async with stream:
                     await self._serve(stream, client_id, peer)

@@ -20,6 +20,7 @@ import trio
 import bfxd
 from bfxd.actors.api import AccountClient
 from bfxd.actors.replies import Answer, Reply, cancel_reply, refused, submit_reply
+from bfxd.logconfig import log_health
 from bfxd.protocol import client_wire as wire
 from bfxd.protocol.client_requests import (
     OP_NAMES,
@@ -98,7 +99,7 @@ def _ping(request: PingRequest, context: OpContext) -> Answer:
 
 def _status(request: StatusRequest, context: OpContext) -> Answer:
     status = {**context.account.status().to_json(), "version": _version(),
-              "channels": context.account.channels.to_json()}
+              "channels": context.account.channels.to_json(), "log": log_health().as_status()}
     return Answer(wire.answer_line(request.op, request.ref, status=status), "ok")
 
 
