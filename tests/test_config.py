@@ -402,7 +402,7 @@ class TestBoundsAndWarnings:
     def test_bounds_hold_for_direct_construction(self) -> None:
         with pytest.raises(ValueError, match="from 1 to 600"):
             ExchangeConfig(heartbeat_timeout=0.001)
-        with pytest.raises(ValueError, match="from 0.01 to 3600"):
+        with pytest.raises(ValueError, match=r"from 0\.01 to 3600"):
             RequestsConfig(timeout=1e9)
 
 

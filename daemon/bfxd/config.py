@@ -59,20 +59,20 @@ from bfxd.errors import ConfigError, excerpt
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
-    "AccessConfig",
-    "MetricsConfig",
-    "config_warnings",
     "DEFAULT_SOCKET_PATH",
     "DEFAULT_URL",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "AccessConfig",
     "Config",
     "ExchangeConfig",
     "LogConfig",
+    "MetricsConfig",
     "ReconnectConfig",
     "RequestsConfig",
     "SocketConfig",
     "config_as_dict",
+    "config_warnings",
     "load_config",
 ]
 
