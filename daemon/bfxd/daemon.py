@@ -27,7 +27,10 @@ from bfxd.actors.messages import AccountCommand
 from bfxd.actors.session import SessionBoard, SessionSnapshot
 from bfxd.config import Config
 from bfxd.credentials import Credentials
+from bfxd.daemon_metrics import DaemonMetrics
 from bfxd.exchange import run_exchange_side
+from bfxd.metrics_http import open_metrics_listeners, serve_metrics
+from bfxd.reload import follow_reloads
 from bfxd.systemd import Notifier, run_watchdog
 from bfxd.unix_socket import open_unix_listener
 
@@ -57,14 +60,20 @@ async def run_daemon(
     notifier: Notifier | None = None,
     watchdog_period: float | None = None,
     link: LinkSettings | None = None,
+    reloads: trio.MemoryReceiveChannel[Config] | None = None,
+    metrics: DaemonMetrics | None = None,
     task_status: trio.TaskStatus[SessionBoard] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until *stop* is set and everything has drained. ``task_status.started`` once the socket listens.
 
     *link* replaces the link settings derived from *config* (tests relax the connection rate guard with it).
+    *reloads* brings the configurations a SIGHUP read (reload.py); each goes through ``_apply_config``, then
+    systemd hears ``READY=1``. *metrics* is created here when not given.
     """
     notifier = notifier or Notifier(env={})
     board = SessionBoard()
+    metrics = metrics or DaemonMetrics(board)
+    metrics_listeners = await _open_metrics(config)
     listener = open_unix_listener(config.socket.path, mode=config.socket.mode)
     # inbox → account router. 0: a request task waits until the router has taken its command; the router
     # never blocks, so this is a hand-over, and the backpressure when many clients cancel at once.
@@ -91,6 +100,10 @@ async def run_daemon(
 
     async with trio.open_nursery() as helpers:
         helpers.start_soon(_publish_status, board, notifier)
+        if metrics_listeners:
+            await helpers.start(serve_metrics, metrics_listeners, metrics.render)
+        if reloads is not None:
+            helpers.start_soon(follow_reloads, reloads, _apply_config, notifier, partial(_status_line, board))
         if watchdog_period is not None and notifier.enabled:
             await helpers.start(partial(run_watchdog, notifier, period=watchdog_period, probe=probe))
         async with trio.open_nursery() as core:
@@ -114,6 +127,23 @@ async def run_daemon(
         helpers.cancel_scope.cancel()
     _unlink_quietly(config.socket.path)
     log.info("daemon.stopped")
+
+
+async def _open_metrics(config: Config) -> list[trio.SocketListener]:
+    if config.metrics.listen is None:
+        return []
+    listeners = await open_metrics_listeners(config.metrics.listen)
+    log.info("metrics.listening", listen=str(config.metrics.listen))
+    return listeners
+
+
+async def _apply_config(config: Config) -> None:
+    """A reloaded configuration (keys that need a restart already reset to their running values).
+
+    The log level is live already (reload.py). The actors' settings (allowed uids, access rules, deadlines,
+    pacing) are pushed from here.
+    """
+    log.info("daemon.config_applied")
 
 
 async def _run_then_set(run, done: trio.Event, *, task_status=trio.TASK_STATUS_IGNORED) -> None:  # type: ignore[no-untyped-def]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -33,6 +34,7 @@ import trio
 from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, Processor
 
+from bfxd.loglevel import live_level_wrapper
 from bfxd.secret import Secret
 
 __all__ = ["REDACTED", "STDLIB_LOGGERS", "LineSink", "batched_log_writes", "configure_logging", "redact_secrets"]
@@ -93,7 +95,7 @@ def _renderers(fmt: str, stream: TextIO) -> list[Processor]:
         ]
     if fmt == "console":
         isatty = getattr(stream, "isatty", None)
-        colors = bool(isatty and isatty())
+        colors = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")  # https://no-color.org
         # plain_traceback: rich's pretty tracebacks would show locals too.
         return [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)]
     raise ValueError(f"unknown log format {fmt!r} (expected json or console)")
@@ -208,7 +210,7 @@ def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cach
     renderers = _renderers(fmt, stream)
     structlog.configure(
         processors=[*_shared_processors(), *renderers],
-        wrapper_class=structlog.make_filtering_bound_logger(level.lower()),
+        wrapper_class=live_level_wrapper(level.lower()),  # set_log_level() changes it live (SIGHUP)
         logger_factory=lambda *_args: sink,
         cache_logger_on_first_use=cache,
     )
