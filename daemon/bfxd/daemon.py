@@ -133,7 +133,8 @@ async def _open_metrics(config: Config) -> list[trio.SocketListener]:
     if config.metrics.listen is None:
         return []
     listeners = await open_metrics_listeners(config.metrics.listen)
-    log.info("metrics.listening", listen=str(config.metrics.listen))
+    log.info("metrics.listening", listen=str(config.metrics.listen),
+             addresses=[listener.socket.getsockname() for listener in listeners])
     return listeners
 
 

@@ -12,8 +12,8 @@ Values derived from state the daemon keeps anyway (the session board) are not co
 families read them when scraped.
 
 Text format: https://prometheus.io/docs/instrumenting/exposition_formats/ (version 0.0.4): ``# HELP`` and
-``# TYPE`` once per family, a counter's samples named ``<name>_total``, a histogram's ``_bucket`` (cumulative,
-``le`` ending in ``+Inf``), ``_sum`` and ``_count``; label values escape ``\\``, ``"`` and newline.
+``# TYPE`` once per family, a counter's family and samples named ``<name>_total``, a histogram's ``_bucket``
+(cumulative, ``le`` ending in ``+Inf``), ``_sum`` and ``_count``; label values escape ``\\``, ``"`` and newline.
 """
 
 from __future__ import annotations
@@ -137,7 +137,10 @@ class _Family:
         return child
 
     def header(self) -> list[str]:
-        return [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
+        # In the 0.0.4 text format a counter's family carries the "_total" of its samples (as
+        # prometheus_client's own output does); OpenMetrics would drop it.
+        name = self.name + "_total" if self.kind == "counter" else self.name
+        return [f"# HELP {name} {_escape_help(self.help)}", f"# TYPE {name} {self.kind}"]
 
     def render_lines(self) -> list[str]:
         raise NotImplementedError

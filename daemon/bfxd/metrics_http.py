@@ -50,14 +50,19 @@ async def serve_metrics(
     listeners: list[trio.SocketListener],
     render: Callable[[], str],
     *,
+    request_timeout: float = REQUEST_TIMEOUT_S,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled; ``task_status.started(listeners)`` once accepting."""
+    """Serve until cancelled (the listeners are closed then); ``task_status.started(listeners)`` once accepting.
+
+    *request_timeout*: how long a request head may take to arrive, and how long a keep-alive connection may
+    stay idle.
+    """
     slots = trio.CapacityLimiter(MAX_CONNECTIONS)
     try:
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(trio.serve_listeners, partial(_serve_connection, render, slots), listeners,
-                                        handler_nursery=nursery))
+            handler = partial(_serve_connection, render, slots, request_timeout)
+            await nursery.start(partial(trio.serve_listeners, handler, listeners, handler_nursery=nursery))
             task_status.started(listeners)
             await trio.sleep_forever()
     finally:
@@ -66,7 +71,8 @@ async def serve_metrics(
                 await listener.aclose()
 
 
-async def _serve_connection(render: Callable[[], str], slots: trio.CapacityLimiter, stream: trio.SocketStream) -> None:
+async def _serve_connection(render: Callable[[], str], slots: trio.CapacityLimiter, idle_s: float,
+                            stream: trio.SocketStream) -> None:
     async with stream:
         try:
             slots.acquire_nowait()
@@ -74,16 +80,17 @@ async def _serve_connection(render: Callable[[], str], slots: trio.CapacityLimit
             log.warning("metrics.busy", limit=MAX_CONNECTIONS)
             return
         try:
-            await _exchange(render, stream, h11.Connection(h11.SERVER))
+            await _exchange(render, stream, h11.Connection(h11.SERVER), idle_s)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the scraper left
         finally:
             slots.release()
 
 
-async def _exchange(render: Callable[[], str], stream: trio.SocketStream, conn: h11.Connection) -> None:
+async def _exchange(render: Callable[[], str], stream: trio.SocketStream, conn: h11.Connection,
+                    idle_s: float) -> None:
     while True:
-        with trio.move_on_after(REQUEST_TIMEOUT_S):
+        with trio.move_on_after(idle_s):
             request = await _next_request(stream, conn)
             if request is None:
                 return
