@@ -90,11 +90,12 @@ class Reloader:
                       kept="the running configuration")
             self._notifier.ready()
             return
-        set_log_level(new.log.level)
+        # Logged before the new level applies, so that the change itself is on record either way.
+        log.info("config.reloaded", changed=changed)
         for warning in config_warnings(new):
             log.warning("config.warning", warning=warning)
+        set_log_level(new.log.level)
         self.current = new
-        log.info("config.reloaded", changed=changed)
 
 
 async def follow_reloads(
