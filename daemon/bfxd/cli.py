@@ -120,6 +120,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from bfxd.signals import ignore_hangup_until_ready
     from bfxd.systemd import Notifier, watchdog_period
+    from bfxd.unix_socket import inherited_listener
 
     ignore_hangup_until_ready()  # a SIGHUP while the config loads must not kill the daemon
     faulthandler.enable()  # a blocked loop killed by the watchdog's SIGABRT shows where it was stuck
@@ -127,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
     period = watchdog_period()
     try:
         config, credentials = load(args)
+        listener = inherited_listener()  # socket activation (bfxd.socket), or None
     except ConfigError as exc:
         print(f"bfxd: {exc}", file=sys.stderr)
         notifier.status(f"config error: {exc}")
@@ -139,7 +141,7 @@ def _run(args: argparse.Namespace) -> int:
                     advice="for development only: use credential files (LoadCredential=) in production")
     exit_code = EX_OK
     try:
-        trio.run(partial(_serve, config, credentials, notifier, period, partial(load_configuration, args)))
+        trio.run(partial(_serve, config, credentials, notifier, period, partial(load_configuration, args), listener))
     except* ConfigError as group:  # found only once running, e.g. the socket directory is unusable
         message = str(group.exceptions[0])
         log.error("daemon.config_error", error=message)
@@ -154,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     return exit_code
 
 
-async def _serve(config: Config, credentials: Credentials, notifier, period, reload_config) -> None:  # type: ignore[no-untyped-def]
+async def _serve(config: Config, credentials: Credentials, notifier, period, reload_config, listener) -> None:  # type: ignore[no-untyped-def]
     from bfxd.daemon import run_daemon
     from bfxd.reload import UPDATE_BUFFER, Reloader
     from bfxd.signals import watch_signals
@@ -167,7 +169,7 @@ async def _serve(config: Config, credentials: Credentials, notifier, period, rel
         async with trio.open_nursery() as nursery:
             await nursery.start(partial(watch_signals, stop, reload=reloader))
             await run_daemon(config, credentials, stop=stop, notifier=notifier, watchdog_period=period,
-                             reloads=reloads)
+                             reloads=reloads, listener=listener)
             nursery.cancel_scope.cancel()
 
 

@@ -62,19 +62,23 @@ async def run_daemon(
     link: LinkSettings | None = None,
     reloads: trio.MemoryReceiveChannel[Config] | None = None,
     metrics: DaemonMetrics | None = None,
+    listener: trio.SocketListener | None = None,
     task_status: trio.TaskStatus[SessionBoard] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until *stop* is set and everything has drained. ``task_status.started`` once the socket listens.
 
     *link* replaces the link settings derived from *config* (tests relax the connection rate guard with it).
     *reloads* brings the configurations a SIGHUP read (reload.py); each goes through ``_apply_config``, then
-    systemd hears ``READY=1``. *metrics* is created here when not given.
+    systemd hears ``READY=1``. *metrics* is created here when not given. *listener* is a listening socket
+    handed over by socket activation: served as is instead of binding ``[socket] path``, and never unlinked.
     """
     notifier = notifier or Notifier(env={})
     board = SessionBoard()
     metrics = metrics or DaemonMetrics(board)
     metrics_listeners = await _open_metrics(config)
-    listener = open_unix_listener(config.socket.path, mode=config.socket.mode)
+    inherited = listener is not None
+    listener = listener or open_unix_listener(config.socket.path, mode=config.socket.mode)
+    socket_name = listener.socket.getsockname() if inherited else str(config.socket.path)
     # inbox → account router. 0: a request task waits until the router has taken its command; the router
     # never blocks, so this is a hand-over, and the backpressure when many clients cancel at once.
     commands_in, commands_out = trio.open_memory_channel[AccountCommand](0)
@@ -116,7 +120,7 @@ async def run_daemon(
             # (full collections otherwise walk every module and class, a latency spike of milliseconds).
             gc.freeze()
             notifier.ready(_status_line(board))
-            log.info("daemon.ready", socket=str(config.socket.path), url=config.exchange.url,
+            log.info("daemon.ready", socket=socket_name, socket_activated=inherited, url=config.exchange.url,
                      key_fingerprint=credentials.api_key.fingerprint(), credentials=credentials.source)
             task_status.started(board)
             await stop.wait()
@@ -125,7 +129,8 @@ async def run_daemon(
             core.cancel_scope.deadline = trio.current_time() + (
                 config.requests.shutdown_grace + inbox_settings.flush_timeout + _STOP_SLACK_S)
         helpers.cancel_scope.cancel()
-    _unlink_quietly(config.socket.path)
+    if not inherited:  # an inherited socket's file is the service manager's; it keeps clients waiting meanwhile
+        _unlink_quietly(config.socket.path)
     log.info("daemon.stopped")
 
 
