@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 import trio
 
-from bfxd.config import Config, config_as_dict, config_warnings, load_config
+from bfxd.config import DEFAULT_CONFIG_PATH, Config, config_as_dict, config_warnings, load_config
 from bfxd.credentials import Credentials, load_credentials
 from bfxd.errors import ConfigError
 from bfxd.logconfig import batched_log_writes, configure_logging
@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--credentials-dir", metavar="DIR",
                        help="read api-key and api-secret from DIR, as the unit's LoadCredential= does "
                             "(e.g. /etc/bfxd, or /etc/bfxd/INSTANCE for bfxd@INSTANCE)")
+    check.add_argument("--user", metavar="NAME",
+                       help="also check that NAME (the unit's User=, e.g. bfxd) can read the config file (as root)")
+    _add_sample_parser(sub)
     simulate = sub.add_parser("simulate", help="run the exchange simulator alone", add_help=False)
     simulate.add_argument("args", nargs=argparse.REMAINDER)
     demo = sub.add_parser("demo", help="simulator + daemon together, offline", add_help=False)
@@ -91,7 +94,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         return _check_config(args)
+    if args.command == "sample":
+        return _sample(args)
     return _run(args)
+
+
+def _add_sample_parser(sub) -> None:  # type: ignore[no-untyped-def]
+    from bfxd.install_checks import SAMPLES
+
+    sample = sub.add_parser("sample", help="print a shipped file: the example config or a systemd unit")
+    sample.add_argument("name", choices=SAMPLES, help="which file")
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from bfxd.install_checks import sample_text
+
+    sys.stdout.write(sample_text(args.name))
+    return EX_OK
 
 
 _CREDENTIALS_HINT = (" (outside the service there is no $CREDENTIALS_DIRECTORY: pass --credentials-dir with the "
@@ -101,6 +120,10 @@ _CREDENTIALS_HINT = (" (outside the service there is no $CREDENTIALS_DIRECTORY: 
 def _check_config(args: argparse.Namespace) -> int:
     try:
         config, credentials = load(args)
+        if args.user:
+            from bfxd.install_checks import check_readable_by
+
+            check_readable_by(Path(args.config) if args.config else DEFAULT_CONFIG_PATH, args.user)
     except ConfigError as exc:
         hint = _CREDENTIALS_HINT if str(exc).startswith("no API credentials") else ""
         print(f"bfxd: {exc}{hint}", file=sys.stderr)
