@@ -60,8 +60,9 @@ async def test_demo_banner_names_a_real_bfxctl_and_sighup_cleans_up() -> None:
         executable = shlex.split(command.group(1))[0]
         assert os.access(executable, os.X_OK), executable
         socket_path = Path(re.search(r"socket: (\S+)", text).group(1))  # type: ignore[union-attr]
-        status = subprocess.run([*shlex.split(command.group(1)), "-s", str(socket_path), "status"],
-                                capture_output=True, text=True, timeout=GUARD_S, check=False)
+        with trio.fail_after(GUARD_S):
+            status = await trio.run_process([*shlex.split(command.group(1)), "-s", str(socket_path), "status"],
+                                            capture_stdout=True, capture_stderr=True, check=False)
         assert status.returncode == 0, status.stderr
         assert socket_path.parent.exists()
         process.send_signal(signal.SIGHUP)  # the terminal went away
