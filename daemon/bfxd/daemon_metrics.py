@@ -9,8 +9,8 @@ pending cancels, the age of the last frame. Counted by the actors (the hot-path 
 - ``metrics.input_queue.set(n)`` — frames waiting for their turn under the input pace;
 - ``metrics.clients.inc()`` / ``.dec()`` — a client connected / left.
 
-``requests`` and the other calls cache their children, so after the first call with given labels each is a
-dict lookup plus an add; a caller on the cancel path may keep the child itself and pay only the add.
+``requests`` and the other calls are the families' bound ``labels`` methods: after the first call with given
+labels, a dict lookup plus the add. A caller on the cancel path may keep the child itself and pay only the add.
 """
 
 from __future__ import annotations
@@ -52,15 +52,10 @@ class DaemonMetrics:
         self._inputs = registry.counter("bfxd_inputs_sent", "input frames sent to the exchange, by kind", ("kind",))
         self.input_queue: Gauge = registry.gauge("bfxd_input_queue", "input frames waiting for their turn").labels()
         self.clients: Gauge = registry.gauge("bfxd_clients", "connected local clients").labels()
-
-    def requests(self, op: str, outcome: str) -> Counter:
-        return self._requests.labels(op, outcome)
-
-    def request_duration(self, op: str) -> Histogram:
-        return self._durations.labels(op)
-
-    def inputs_sent(self, kind: str) -> Counter:
-        return self._inputs.labels(kind)
+        # Bound once: each call below is then one method call and one dict lookup.
+        self.requests: Callable[[str, str], Counter] = self._requests.labels
+        self.request_duration: Callable[[str], Histogram] = self._durations.labels
+        self.inputs_sent: Callable[[str], Counter] = self._inputs.labels
 
     def render(self) -> str:
         """The Prometheus text exposition: what the ``metrics`` op answers and ``GET /metrics`` serves."""
