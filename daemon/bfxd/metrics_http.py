@@ -14,6 +14,9 @@ The renderer runs in the event loop: a few dozen series render in tens of micros
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 from collections.abc import Callable
 from functools import partial
 
@@ -53,12 +56,15 @@ async def serve_metrics(
     request_timeout: float = REQUEST_TIMEOUT_S,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled (the listeners are closed then); ``task_status.started(listeners)`` once accepting.
+    """Serve until cancelled (the listeners are closed then, a unix socket's file removed);
+    ``task_status.started(listeners)`` once accepting.
 
     *request_timeout*: how long a request head may take to arrive, and how long a keep-alive connection may
     stay idle.
     """
     slots = trio.CapacityLimiter(MAX_CONNECTIONS)
+    unix_paths = [name for listener in listeners if listener.socket.family == socket.AF_UNIX
+                  and isinstance(name := listener.socket.getsockname(), str) and name]
     try:
         async with trio.open_nursery() as nursery:
             handler = partial(_serve_connection, render, slots, request_timeout)
@@ -69,6 +75,9 @@ async def serve_metrics(
         with trio.CancelScope(shield=True):
             for listener in listeners:
                 await listener.aclose()
+        for path in unix_paths:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # ours: bound by open_metrics_listeners
 
 
 async def _serve_connection(render: Callable[[], str], slots: trio.CapacityLimiter, idle_s: float,

@@ -129,3 +129,27 @@ async def test_connections_beyond_the_limit_are_closed(server: tuple[str, int]) 
     finally:
         for stream in idle:
             await stream.aclose()
+
+
+async def test_metrics_over_a_unix_socket(socket_dir) -> None:  # type: ignore[no-untyped-def]
+    from bfxd.metrics_http import open_metrics_listeners
+
+    path = socket_dir / "metrics.sock"
+    listeners = await open_metrics_listeners(ListenAddress("unix", path=path))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_metrics, listeners, lambda: "up 1\n"))
+        await _scrape_unix(path)
+        nursery.cancel_scope.cancel()
+    assert not path.exists()  # removed with the server
+
+
+async def _scrape_unix(path) -> None:  # type: ignore[no-untyped-def]
+    assert path.stat().st_mode & 0o777 == 0o660
+    stream = await trio.open_unix_socket(str(path))
+    async with stream:
+        await stream.send_all(b"GET /metrics HTTP/1.1\r\nHost: bfxd\r\nConnection: close\r\n\r\n")
+        reply = b""
+        with trio.fail_after(GUARD_S):
+            while chunk := await stream.receive_some(4096):
+                reply += chunk
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"\r\n\r\nup 1\n")

@@ -125,3 +125,4 @@ async def test_sighup_without_a_hook_stops_cleanly() -> None:
         os.kill(os.getpid(), signal.SIGHUP)
         with trio.fail_after(5):
             await stop.wait()
+
