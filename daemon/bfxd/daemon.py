@@ -74,7 +74,8 @@ async def run_daemon(
     """
     notifier = notifier or Notifier(env={})
     board = SessionBoard()
-    metrics = metrics or DaemonMetrics(board)
+    metrics = metrics or DaemonMetrics()
+    metrics.attach(board)
     metrics_listeners = await _open_metrics(config)
     inherited = listener is not None
     listener = listener or open_unix_listener(config.socket.path, mode=config.socket.mode)

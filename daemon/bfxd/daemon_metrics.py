@@ -57,6 +57,10 @@ class DaemonMetrics:
         self.request_duration: Callable[[str], Histogram] = self._durations.labels
         self.inputs_sent: Callable[[str], Counter] = self._inputs.labels
 
+    def attach(self, board: SessionBoard) -> None:
+        """Read the session series from *board* (run_daemon attaches its own board to the metrics it is given)."""
+        self._board = board
+
     def render(self) -> str:
         """The Prometheus text exposition: what the ``metrics`` op answers and ``GET /metrics`` serves."""
         return self.registry.render()
