@@ -97,3 +97,21 @@ def test_no_color_is_respected_by_the_console_log(tmp_path: Path) -> None:
     assert b"\x1b[" in run(base)
     plain = run({**base, "NO_COLOR": "1"})
     assert b"hello" in plain and b"\x1b[" not in plain
+
+
+def test_check_config_prints_warnings_and_still_passes(tmp_path: Path) -> None:
+    (tmp_path / "bfxd.toml").write_text('[exchange]\nheartbeat_timeout = 2\n[socket]\nmode = "0777"\n')
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("BFXD_")},
+           "BFXD_API_KEY": "k", "BFXD_API_SECRET": "s"}
+    result = bfxd_cli("check-config", "-c", str(tmp_path / "bfxd.toml"), env=env)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("bfxd: warning: ")]
+    assert len(warnings) == 2
+    assert "heartbeat_timeout = 2" in warnings[0] and 'mode = "0777"' in warnings[1]
+
+
+def test_check_config_refuses_out_of_bounds_with_exit_78(tmp_path: Path) -> None:
+    (tmp_path / "bfxd.toml").write_text("[requests]\ntimeout = 1e9\n")
+    result = bfxd_cli("check-config", "-c", str(tmp_path / "bfxd.toml"))
+    assert result.returncode == 78
+    assert "[requests] timeout: expected a number of seconds from 0.01 to 3600, got 1000000000.0" in result.stderr

@@ -10,11 +10,13 @@ The lines it cannot run (pip, symlinks into /usr/local, systemctl, journalctl, u
 
 from __future__ import annotations
 
+import errno
 import os
 import pwd
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -91,6 +93,25 @@ def root() -> Iterator[Path]:
         shutil.rmtree(directory)
 
 
+def connect_as(uid: int, groups: list[int], path: Path) -> int:
+    """0 if a process running as *uid* with *groups* can connect to *path*, else the errno."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover (the child: its exit code is the answer)
+        code = 255
+        try:
+            os.setgroups(groups)
+            os.setgid(uid)
+            os.setuid(uid)
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                client.connect(str(path))
+            code = 0
+        except OSError as exc:
+            code = exc.errno or 255
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
 def run_step(line: str, root: Path) -> None:
     """One README line, with ``sudo`` dropped (we are root), /etc/bfxd under *root*, and ``bfxd`` this checkout's."""
     command = line.split("  #")[0].strip().replace("sudo ", "").replace("/etc/bfxd", f"{root}/etc/bfxd")
@@ -161,6 +182,9 @@ async def test_the_readme_install_gives_a_daemon_that_serves(nursery: trio.Nurse
         assert status["ok"] is True
         assert status["status"]["state"] in ("authenticating", "ready")
         assert daemon.uid == user.pw_uid
+        # "clients join group bfxd": a member may connect, anyone else is stopped by the 0750/0660 modes.
+        assert connect_as(65534, [user.pw_gid], socket_path) == 0
+        assert connect_as(65534, [], socket_path) == errno.EACCES
     finally:
         # The daemon, not runuser: runuser would answer SIGTERM by killing its child and exiting -15 itself.
         if daemon is not None:

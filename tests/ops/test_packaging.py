@@ -89,3 +89,13 @@ def test_samples_come_with_a_pip_install(built: tuple[Path, Path, Path], tmp_pat
         result = subprocess.run([sys.executable, "-m", "bfxd", "sample", name], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=60, check=True)
         assert result.stdout == (REPO / source).read_text()
+
+
+def test_make_demo_installs_the_package_alone(tmp_path: Path) -> None:
+    """`make demo` into a fresh venv: the package without the test or bench extras."""
+    if shutil.which("make") is None:
+        pytest.skip("make not installed")
+    result = subprocess.run(["make", "-n", "-B", f"VENV={tmp_path / 'venv'}", "demo"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60, check=True)
+    installs = [line for line in result.stdout.splitlines() if "pip install" in line and "-e" in line]
+    assert installs == [f"{tmp_path / 'venv'}/bin/python -m pip install --quiet -e ."]
