@@ -14,7 +14,9 @@ Contract:
 - Every problem raises :class:`~bfxd.errors.ConfigError` whose message names the source (file path,
   environment variable or command-line key), the key as ``[section] key`` and what was expected.
 - The attrs classes validate themselves too, so a ``Config`` built in code is as valid as a loaded one
-  (direct construction raises ``ValueError``).
+  (direct construction raises ``ValueError``). Values have bounds (``config_values.py``: how each kind is
+  read, checked and shown); risky values inside them are named by :func:`config_warnings`.
+- ``[access]`` names users and groups; they are resolved to ids when the file is read (unknown: an error).
 """
 
 from __future__ import annotations
