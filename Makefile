@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
-.PHONY: demo test lint bench fuzz soak coverage clean
+.PHONY: demo test lint bench fuzz soak coverage dist clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,7 +13,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+# The demo needs the package alone (the simulator is part of it): no test or benchmark tools.
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/bfxd demo
 
 test: $(STAMP)
@@ -34,5 +42,9 @@ fuzz: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
 
+# sdist and wheel in dist/, built offline with the tools the test extra installs.
+dist: $(STAMP)
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage dist

@@ -11,15 +11,19 @@ import pytest
 
 from bfxd import config as config_module
 from bfxd.config import (
+    AccessConfig,
     Config,
     ExchangeConfig,
     LogConfig,
+    MetricsConfig,
     ReconnectConfig,
     RequestsConfig,
     SocketConfig,
     config_as_dict,
+    config_warnings,
     load_config,
 )
+from bfxd.config_values import ListenAddress, Principals
 from bfxd.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "config" / "bfxd.toml"
@@ -97,6 +101,11 @@ max_delay = 0.5
 [log]
 format = "console"
 level = "warning"
+[access]
+read = [1000, "root", "group:0"]
+trade = []
+[metrics]
+listen = "127.0.0.1:9187"
 """
 
 
@@ -117,6 +126,11 @@ class TestFile:
             requests=RequestsConfig(timeout=2.5, shutdown_grace=0.0),
             reconnect=ReconnectConfig(initial_delay=0.5, max_delay=0.5),
             log=LogConfig(format="console", level="warning"),
+            access=AccessConfig(
+                read=Principals(uids=frozenset({1000, 0}), gids=frozenset({0}), spelled=("1000", "root", "group:0")),
+                trade=Principals(uids=frozenset(), gids=frozenset(), spelled=()),
+            ),
+            metrics=MetricsConfig(listen=ListenAddress("tcp", host="127.0.0.1", port=9187)),
         )
         assert isinstance(config.exchange.heartbeat_timeout, float)
 
@@ -200,16 +214,30 @@ class TestErrorsNameSourceAndKey:
             ("[socket]\nmode = 660\n", ["[socket] mode", "0777"]),  # decimal 660 is not 0o660
             ('[socket]\nallowed_uids = "1000"\n', ["[socket] allowed_uids", "list of uids"]),
             ("[socket]\nallowed_uids = [-1]\n", ["[socket] allowed_uids", "uids"]),
-            ("[socket]\nmax_clients = 0\n", ["[socket] max_clients", "positive integer"]),
+            ("[socket]\nmax_clients = 0\n", ["[socket] max_clients", "an integer from 1 to 100000"]),
             ("[socket]\nmax_clients = 1.5\n", ["[socket] max_clients", "integer"]),
             ('[socket]\npath = ""\n', ["[socket] path", "path"]),
             ('[exchange]\nheartbeat_timeout = "30"\n', ["[exchange] heartbeat_timeout", "a number"]),
             ("[exchange]\nheartbeat_timeout = true\n", ["[exchange] heartbeat_timeout", "a number"]),
-            ("[exchange]\nauth_timeout = 0\n", ["[exchange] auth_timeout", "positive"]),
-            ("[exchange]\nconnect_timeout = -1\n", ["[exchange] connect_timeout", "positive"]),
-            ("[exchange]\nconnect_timeout = inf\n", ["[exchange] connect_timeout", "positive"]),
-            ("[requests]\ntimeout = nan\n", ["[requests] timeout", "positive"]),
-            ("[requests]\nshutdown_grace = -0.5\n", ["[requests] shutdown_grace", ">= 0"]),
+            ("[exchange]\nauth_timeout = 0\n", ["[exchange] auth_timeout", "seconds from 0.5 to 300"]),
+            ("[exchange]\nconnect_timeout = -1\n", ["[exchange] connect_timeout", "from 0.5 to 300"]),
+            ("[exchange]\nconnect_timeout = inf\n", ["[exchange] connect_timeout", "from 0.5 to 300"]),
+            ("[requests]\ntimeout = nan\n", ["[requests] timeout", "from 0.01 to 3600"]),
+            ("[requests]\nshutdown_grace = -0.5\n", ["[requests] shutdown_grace", "from 0 to 600"]),
+            # issue 15 item 7: values that were accepted without a word
+            ("[exchange]\nheartbeat_timeout = 0.001\n", ["[exchange] heartbeat_timeout", "from 1 to 600", "0.001"]),
+            ("[exchange]\nheartbeat_timeout = 1e9\n", ["[exchange] heartbeat_timeout", "from 1 to 600"]),
+            ("[requests]\ntimeout = 1e9\n", ["[requests] timeout", "from 0.01 to 3600", "1000000000.0"]),
+            # issue 15 item 8: the mode is reported as written, not as the decimal it parsed to
+            ('[socket]\nmode = "4777"\n', ["[socket] mode", "no setuid", "got 4777"]),
+            (f'[socket]\npath = "/{"x" * 120}"\n', ["[socket] path", "at most 107 bytes", "has 121"]),
+            ("[access]\nread = 5\n", ["[access] read", "a list of uids, user names"]),
+            ('[access]\ntrade = ["no-such-user-bfxd"]\n', ["[access] trade", "no such user 'no-such-user-bfxd'"]),
+            ('[access]\ntrade = ["group:no-such-group-bfxd"]\n', ["[access] trade", "no such group"]),
+            ('[metrics]\nlisten = "0.0.0.0:9187"\n', ["[metrics] listen", "loopback", "allow_remote"]),
+            ('[metrics]\nlisten = "127.0.0.1"\n', ["[metrics] listen", "HOST:PORT"]),
+            ('[metrics]\nlisten = "::1:9187"\n', ["[metrics] listen", "HOST:PORT"]),
+            ('[metrics]\nallow_remote = "yes"\n', ["[metrics] allow_remote", "true or false"]),
             ('[exchange]\nurl = "https://api.bitfinex.com/ws/2"\n', ["[exchange] url", "ws:// or wss://"]),
             ('[exchange]\nurl = "wss://"\n', ["[exchange] url", "host"]),
             ('[exchange]\nurl = "wss://h:notaport/"\n', ["[exchange] url", "ws:// or wss://"]),
@@ -306,7 +334,8 @@ class TestConfigAsDict:
         assert data["socket"]["mode"] == "0600"
         assert data["socket"]["allowed_uids"] == [1000, 0]
         assert data["exchange"]["api_secret_file"] == str(tmp_path / "secret")
-        overrides = {f"{s}.{k}": as_text(v) for s, table in data.items() for k, v in table.items()}
+        overrides = {f"{s}.{k}": as_text(v) for s, table in data.items() for k, v in table.items()
+                     if v is not None or s != "access"}  # an unset [access] role has no text spelling
         assert load_config(None, env={}, overrides=overrides) == config
         assert config_as_dict(Config())["exchange"]["api_key_file"] is None
 
@@ -335,3 +364,76 @@ def _keys_by_section(lines: list[str]):
             section = header.group(1)
         elif key := re.match(r"^([a-z_]+) = ", line):
             yield section, key.group(1)
+
+
+class TestBoundsAndWarnings:
+    """Issue 15 item 7: risky values inside the bounds are named, one sentence each."""
+
+    @pytest.mark.parametrize(
+        ("toml", "fragment"),
+        [
+            ("[exchange]\nheartbeat_timeout = 2\n", "heartbeat_timeout = 2: a ping goes out after 1 s"),
+            ("[exchange]\nheartbeat_timeout = 300\n", "goes unnoticed for 300 s"),
+            ("[requests]\ntimeout = 3600\n", "[requests] timeout = 3600"),
+            ("[requests]\nshutdown_grace = 30\n", "TimeoutStopSec=20s"),
+            ('[socket]\nmode = "0777"\n', 'mode = "0777" lets every local user connect'),
+            ('[socket]\nmode = 0o666\n[access]\nread = []\n', 'mode = "0666" lets every local user connect'),
+            ('[metrics]\nlisten = "0.0.0.0:9187"\nallow_remote = true\n', "beyond this host"),
+        ],
+    )
+    def test_risky_values_warn(self, tmp_path: Path, toml: str, fragment: str) -> None:
+        warnings = config_warnings(load_config(write(tmp_path, toml), env={}))
+        assert len(warnings) == 1
+        assert fragment in warnings[0]
+
+    @pytest.mark.parametrize(
+        "toml",
+        [
+            "",
+            '[socket]\nmode = "0777"\nallowed_uids = [1000]\n',
+            '[socket]\nmode = "0777"\n[access]\nread = [1000]\ntrade = [1000]\n',
+            '[metrics]\nlisten = "[::1]:9187"\n',
+            '[metrics]\nlisten = "unix:/run/bfxd/metrics.sock"\n',
+        ],
+    )
+    def test_safe_values_do_not_warn(self, tmp_path: Path, toml: str) -> None:
+        assert config_warnings(load_config(write(tmp_path, toml), env={})) == []
+
+    def test_bounds_hold_for_direct_construction(self) -> None:
+        with pytest.raises(ValueError, match="from 1 to 600"):
+            ExchangeConfig(heartbeat_timeout=0.001)
+        with pytest.raises(ValueError, match=r"from 0\.01 to 3600"):
+            RequestsConfig(timeout=1e9)
+
+
+class TestAccessAndMetricsKeys:
+    def test_access_from_the_environment(self) -> None:
+        config = load_config(None, env={"BFXD_ACCESS_TRADE": "1000, root,group:0", "BFXD_ACCESS_READ": ""})
+        assert config.access.trade == Principals(uids=frozenset({1000, 0}), gids=frozenset({0}),
+                                                 spelled=("1000", "root", "group:0"))
+        assert config.access.read == Principals(uids=frozenset(), gids=frozenset(), spelled=())
+
+    def test_unset_roles_are_none(self) -> None:
+        assert Config().access == AccessConfig(read=None, trade=None)
+        assert config_as_dict(Config())["access"] == {"read": None, "trade": None}
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("127.0.0.1:9187", ListenAddress("tcp", host="127.0.0.1", port=9187)),
+            ("[::1]:9187", ListenAddress("tcp", host="::1", port=9187)),
+            ("localhost:1", ListenAddress("tcp", host="localhost", port=1)),
+            ("unix:/run/m.sock", ListenAddress("unix", path=Path("/run/m.sock"))),
+            ("", None),
+        ],
+    )
+    def test_metrics_listen_forms(self, text: str, expected: ListenAddress | None) -> None:
+        config = load_config(None, env={"BFXD_METRICS_LISTEN": text})
+        assert config.metrics.listen == expected
+        assert config_as_dict(config)["metrics"]["listen"] == text
+
+    @pytest.mark.parametrize("text", ["127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http", ":9187", "10.1.2.3:9187",
+                                      "metrics.example:9187"])
+    def test_metrics_listen_refused(self, text: str) -> None:
+        with pytest.raises(ConfigError, match=r"\[metrics\] listen"):
+            load_config(None, env={"BFXD_METRICS_LISTEN": text})

@@ -14,10 +14,12 @@ import pytest
 
 UNITS_DIR = Path(__file__).resolve().parents[1] / "systemd"
 UNIT_FILES = ["bfxd.service", "bfxd@.service"]
+SOCKET_FILES = ["bfxd.socket", "bfxd@.socket"]
 # What to pass to systemd-analyze for each file: a template is analysed as an instance.
-ANALYSED_AS = {"bfxd.service": "bfxd.service", "bfxd@.service": "bfxd@ci.service"}
+ANALYSED_AS = {"bfxd.service": "bfxd.service", "bfxd@.service": "bfxd@ci.service",
+               "bfxd.socket": "bfxd.socket", "bfxd@.socket": "bfxd@ci.socket"}
 INSTALLED_BINARY = "/usr/local/bin/bfxd"
-MAX_EXPOSURE = 2.0
+MAX_EXPOSURE = 1.5  # issue 15: "exposure still <= 1.5" (measured 1.2)
 
 needs_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 
@@ -47,6 +49,8 @@ def unit_copies() -> Iterator[Path]:
             text = (UNITS_DIR / name).read_text()
             assert f"ExecStart={INSTALLED_BINARY} " in text
             (directory / name).write_text(text.replace(f"ExecStart={INSTALLED_BINARY} ", f"ExecStart={binary} "))
+        for name in SOCKET_FILES:
+            shutil.copy(UNITS_DIR / name, directory / name)
         yield directory
     finally:
         shutil.rmtree(directory)
@@ -67,9 +71,40 @@ def test_verify_is_clean(unit_copies: Path, name: str) -> None:
 
 
 @needs_analyze
+@pytest.mark.parametrize("name", SOCKET_FILES)
+def test_socket_units_verify_clean(unit_copies: Path, name: str) -> None:
+    result = analyze(unit_copies, "verify", "--man=no", f"./{ANALYSED_AS[name]}")
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+@needs_analyze
+@pytest.mark.parametrize("name", UNIT_FILES)
+def test_service_with_the_socket_activation_drop_in_verifies_clean(unit_copies: Path, name: str) -> None:
+    """The drop-in's lines, appended to the service, still verify and keep the exposure low."""
+    drop_in = (UNITS_DIR / f"{name}.d" / "socket-activation.conf").read_text()
+    combined = unit_copies / "combined" / name
+    combined.parent.mkdir(exist_ok=True)
+    body = "\n".join(line for line in drop_in.splitlines() if line and not line.startswith(("#", "[")))
+    combined.write_text((unit_copies / name).read_text().replace("[Install]", body + "\n\n[Install]"))
+    assert "RuntimeDirectoryPreserve=yes" in combined.read_text()
+    result = analyze(combined.parent, "verify", "--man=no", f"./{ANALYSED_AS[name]}")
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", "")
+
+
+def test_socket_units_match_the_services_socket_paths() -> None:
+    """Clients need no change under socket activation: the .socket listens where the service would bind."""
+    for socket_unit, service in (("bfxd.socket", "bfxd.service"), ("bfxd@.socket", "bfxd@.service")):
+        listen = dict(directives(socket_unit))["ListenStream"]
+        environment = dict(directives(service))["Environment"].split()
+        assert f"BFXD_SOCKET_PATH={listen.replace('/run/', '%t/')}" in environment
+        assert ("SocketMode", "0660") in directives(socket_unit)
+        assert ("FileDescriptorName", "control") in directives(socket_unit)
+
+
+@needs_analyze
 @pytest.mark.parametrize("name", UNIT_FILES)
 def test_security_exposure_is_low(unit_copies: Path, name: str) -> None:
-    """`systemd-analyze security --offline=yes` scores the unit at most 2.0 (measured: 1.2)."""
+    """`systemd-analyze security --offline=yes` scores the unit at most 1.5 (measured: 1.2)."""
     result = analyze(unit_copies, "security", "--offline=yes", f"./{ANALYSED_AS[name]}")
     assert result.returncode == 0, result.stderr
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
@@ -92,6 +127,7 @@ def test_binding_decisions(name: str) -> None:
         ("RestartPreventExitStatus", "78"),
         ("TimeoutStopSec", "20s"),
         ("LimitCORE", "0"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
     ]:
         assert required in pairs, required
     credentials = [value.split(":", 1)[0] for key, value in pairs if key == "LoadCredential"]

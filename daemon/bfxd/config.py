@@ -14,7 +14,9 @@ Contract:
 - Every problem raises :class:`~bfxd.errors.ConfigError` whose message names the source (file path,
   environment variable or command-line key), the key as ``[section] key`` and what was expected.
 - The attrs classes validate themselves too, so a ``Config`` built in code is as valid as a loaded one
-  (direct construction raises ``ValueError``).
+  (direct construction raises ``ValueError``). Values have bounds (``config_values.py``: how each kind is
+  read, checked and shown); risky values inside them are named by :func:`config_warnings`.
+- ``[access]`` names users and groups; they are resolved to ids when the file is read (unknown: an error).
 """
 
 from __future__ import annotations
@@ -22,13 +24,41 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 
+from bfxd.config_values import (
+    BOOLEAN,
+    INTEGER,
+    LISTEN,
+    MODE,
+    NUMBER,
+    OPTIONAL_PATH,
+    PATH,
+    PRINCIPALS,
+    STRING,
+    UIDS,
+    BadEntry,
+    Invalid,
+    Kind,
+    ListenAddress,
+    Principals,
+    file_mode,
+    int_between,
+    is_path,
+    kind,
+    not_bool,
+    one_of,
+    optional_listen,
+    optional_principals,
+    seconds_between,
+    socket_path,
+    uid_tuple,
+    websocket_url,
+)
 from bfxd.errors import ConfigError, excerpt
 
 __all__ = [
@@ -37,13 +67,16 @@ __all__ = [
     "DEFAULT_URL",
     "LOG_FORMATS",
     "LOG_LEVELS",
+    "AccessConfig",
     "Config",
     "ExchangeConfig",
     "LogConfig",
+    "MetricsConfig",
     "ReconnectConfig",
     "RequestsConfig",
     "SocketConfig",
     "config_as_dict",
+    "config_warnings",
     "load_config",
 ]
 
@@ -53,198 +86,64 @@ DEFAULT_SOCKET_PATH = Path("/run/bfxd/bfxd.sock")
 _ENV_PREFIX = "BFXD_"
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_MAX_UID = 2**32 - 2  # (uid_t)-1 is "no uid"
-
-
-class _Invalid(ValueError):
-    """A value is wrong; the loader adds where it came from.
-
-    ``also`` restates a cross-field error from the other key's side, ``(key, expected, got)``, so the message
-    can name the key the user actually set.
-    """
-
-    def __init__(self, key: str, expected: str, got: object, also: tuple[tuple[str, str, object], ...] = ()) -> None:
-        super().__init__(f"{key}: expected {expected}, got {excerpt(got)}")
-        self.key, self.expected, self.got, self.also = key, expected, got, also
-
-
-# --- value kinds: how a key is read from TOML and from text (env/CLI), and rendered for check-config ------
-
-
-@attrs.frozen
-class _Kind:
-    expected: str
-    from_toml: Callable[[Any], Any]
-    from_text: Callable[[str], Any]
-    render: Callable[[Any], Any] = lambda value: value
-
-
-def _not_bool(value: Any, *types: type) -> bool:
-    return isinstance(value, types) and not isinstance(value, bool)  # TOML true is an int to Python
-
-
-def _toml_number(value: Any) -> float:
-    if not _not_bool(value, int, float):
-        raise TypeError
-    return float(value)
-
-
-def _toml_int(value: Any) -> int:
-    if not _not_bool(value, int):
-        raise TypeError
-    return value
-
-
-def _toml_str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError
-    return value
-
-
-def _path(text: str) -> Path:
-    if not text:
-        raise ValueError
-    return Path(text)
-
-
-def _mode_text(text: str) -> int:
-    return int(text, 8)  # "0660" and "0o660" both parse; "rw-rw----" does not
-
-
-def _mode_toml(value: Any) -> int:
-    return _mode_text(value) if isinstance(value, str) else _toml_int(value)  # 0o660 is valid TOML
-
-
-def _uids_text(text: str) -> tuple[int, ...]:
-    return tuple(int(part, 10) for part in text.split(",")) if text.strip() else ()
-
-
-def _uids_toml(value: Any) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise TypeError
-    return tuple(_toml_int(item) for item in value)
-
-
-NUMBER = _Kind("a number", _toml_number, float)
-INTEGER = _Kind("an integer", _toml_int, lambda text: int(text, 10))
-STRING = _Kind("a string", _toml_str, str)
-PATH = _Kind("a non-empty path string", lambda v: _path(_toml_str(v)), _path, str)
-OPTIONAL_PATH = _Kind(
-    "a path string",
-    lambda v: _path(_toml_str(v)) if v != "" else None,  # "" in the file means "not set"
-    lambda text: _path(text) if text else None,
-    lambda value: None if value is None else str(value),
-)
-MODE = _Kind('an octal mode string such as "0660"', _mode_toml, _mode_text, lambda value: f"{value:04o}")
-UIDS = _Kind("a list of uids (comma-separated in the environment)", _uids_toml, _uids_text, list)
-
-
-# --- validators (attrs): values, not types of source text ------------------------------------------------
-
-
-def _positive(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if not (_not_bool(value, int, float) and math.isfinite(value) and value > 0):
-        raise _Invalid(attribute.name, "a positive number of seconds", value)
-
-
-def _non_negative(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if not (_not_bool(value, int, float) and math.isfinite(value) and value >= 0):
-        raise _Invalid(attribute.name, "a number of seconds >= 0", value)
-
-
-def _websocket_url(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    try:
-        parts = urlsplit(value) if isinstance(value, str) else None
-        valid = parts is not None and parts.scheme in ("ws", "wss") and bool(parts.hostname)
-        if valid:
-            _ = parts.port  # raises ValueError for a non-numeric or out-of-range port
-    except ValueError:
-        valid = False
-    if not valid:
-        raise _Invalid(attribute.name, "a ws:// or wss:// URL with a host", value)
-
-
-def _is_path(optional: bool) -> Callable[[object, attrs.Attribute, Any], None]:
-    def check(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
-        if not ((optional and value is None) or (isinstance(value, Path) and str(value) not in ("", "."))):
-            raise _Invalid(attribute.name, "a path", value)
-
-    return check
-
-
-def _file_mode(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if not (_not_bool(value, int) and 0 <= value <= 0o777):
-        raise _Invalid(attribute.name, 'a permission mode between "0000" and "0777"', value)
-
-
-def _uid_tuple(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if not (isinstance(value, tuple) and all(_not_bool(u, int) and 0 <= u <= _MAX_UID for u in value)):
-        raise _Invalid(attribute.name, "a list of uids (integers >= 0)", value)
-
-
-def _positive_int(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
-    if not (_not_bool(value, int) and value > 0):
-        raise _Invalid(attribute.name, "a positive integer", value)
-
-
-def _one_of(choices: tuple[str, ...]) -> Callable[[object, attrs.Attribute, Any], None]:
-    def check(_instance: object, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise _Invalid(attribute.name, "one of " + ", ".join(choices), value)
-
-    return check
-
-
-_optional_path = _is_path(optional=True)
-_required_path = _is_path(optional=False)
-_log_format = _one_of(LOG_FORMATS)
-_log_level = _one_of(LOG_LEVELS)
-
-
-def _kind(kind: _Kind) -> dict[str, _Kind]:
-    """Field metadata: how the loader reads the key and how check-config renders it."""
-    return {"kind": kind}
 
 
 # --- the tree --------------------------------------------------------------------------------------------
 
 
+_optional_path = is_path(optional=True)
+# Bounds (operator mistakes become exit 78 with the range): the exchange sends a heartbeat after 15 s of
+# silence and answers a ping at once, so a link can be judged in a second at the least, and ten minutes of
+# silence is no longer "liveness". A request waits at most an hour (the socket protocol's own limit).
+_heartbeat = seconds_between(1, 600)
+_handshake = seconds_between(0.5, 300)
+_request_timeout = seconds_between(0.01, 3600)
+# 0 is meaningful here (stop without draining), so it is the one duration that may be zero.
+_shutdown_grace = seconds_between(0, 600)
+_initial_delay = seconds_between(0.01, 3600)
+_max_delay = seconds_between(0.01, 86400)
+
+
+def _inputs_per_second(_instance: object, attribute: attrs.Attribute, value: Any) -> None:  # type: ignore[type-arg]
+    if not (not_bool(value, int, float) and math.isfinite(value) and 0.01 <= value <= 1000):
+        raise Invalid(attribute.name, "a number of inputs per second from 0.01 to 1000", value)
+
+
 @attrs.frozen
 class ExchangeConfig:
-    url: str = attrs.field(default=DEFAULT_URL, validator=_websocket_url, metadata=_kind(STRING))
-    api_key_file: Path | None = attrs.field(default=None, validator=_optional_path, metadata=_kind(OPTIONAL_PATH))
-    api_secret_file: Path | None = attrs.field(default=None, validator=_optional_path, metadata=_kind(OPTIONAL_PATH))
-    heartbeat_timeout: float = attrs.field(default=30.0, validator=_positive, metadata=_kind(NUMBER))
-    auth_timeout: float = attrs.field(default=10.0, validator=_positive, metadata=_kind(NUMBER))
-    connect_timeout: float = attrs.field(default=10.0, validator=_positive, metadata=_kind(NUMBER))
+    url: str = attrs.field(default=DEFAULT_URL, validator=websocket_url, metadata=kind(STRING))
+    api_key_file: Path | None = attrs.field(default=None, validator=_optional_path, metadata=kind(OPTIONAL_PATH))
+    api_secret_file: Path | None = attrs.field(default=None, validator=_optional_path, metadata=kind(OPTIONAL_PATH))
+    heartbeat_timeout: float = attrs.field(default=30.0, validator=_heartbeat, metadata=kind(NUMBER))
+    auth_timeout: float = attrs.field(default=10.0, validator=_handshake, metadata=kind(NUMBER))
+    connect_timeout: float = attrs.field(default=10.0, validator=_handshake, metadata=kind(NUMBER))
     # The pace of inputs (foc, fon, calc): the docs publish no websocket input limit (README, "Pacing").
-    inputs_per_second: float = attrs.field(default=5.0, validator=_positive, metadata=_kind(NUMBER))
-    input_burst: int = attrs.field(default=20, validator=_positive_int, metadata=_kind(INTEGER))
+    inputs_per_second: float = attrs.field(default=5.0, validator=_inputs_per_second, metadata=kind(NUMBER))
+    input_burst: int = attrs.field(default=20, validator=int_between(1, 10_000), metadata=kind(INTEGER))
 
 
 @attrs.frozen
 class SocketConfig:
-    path: Path = attrs.field(default=DEFAULT_SOCKET_PATH, validator=_required_path, metadata=_kind(PATH))
-    mode: int = attrs.field(default=0o660, validator=_file_mode, metadata=_kind(MODE))
-    allowed_uids: tuple[int, ...] = attrs.field(default=(), validator=_uid_tuple, metadata=_kind(UIDS))
-    max_clients: int = attrs.field(default=1024, validator=_positive_int, metadata=_kind(INTEGER))
+    path: Path = attrs.field(default=DEFAULT_SOCKET_PATH, validator=socket_path, metadata=kind(PATH))
+    mode: int = attrs.field(default=0o660, validator=file_mode, metadata=kind(MODE))
+    allowed_uids: tuple[int, ...] = attrs.field(default=(), validator=uid_tuple, metadata=kind(UIDS))
+    max_clients: int = attrs.field(default=1024, validator=int_between(1, 100_000), metadata=kind(INTEGER))
 
 
 @attrs.frozen
 class RequestsConfig:
-    timeout: float = attrs.field(default=10.0, validator=_positive, metadata=_kind(NUMBER))
-    # 0 is meaningful here (stop without draining), so it is the one duration that may be zero.
-    shutdown_grace: float = attrs.field(default=3.0, validator=_non_negative, metadata=_kind(NUMBER))
+    timeout: float = attrs.field(default=10.0, validator=_request_timeout, metadata=kind(NUMBER))
+    shutdown_grace: float = attrs.field(default=3.0, validator=_shutdown_grace, metadata=kind(NUMBER))
 
 
 @attrs.frozen
 class ReconnectConfig:
-    initial_delay: float = attrs.field(default=1.0, validator=_positive, metadata=_kind(NUMBER))
-    max_delay: float = attrs.field(default=60.0, validator=_positive, metadata=_kind(NUMBER))
+    initial_delay: float = attrs.field(default=1.0, validator=_initial_delay, metadata=kind(NUMBER))
+    max_delay: float = attrs.field(default=60.0, validator=_max_delay, metadata=kind(NUMBER))
 
     def __attrs_post_init__(self) -> None:
         if self.max_delay < self.initial_delay:
-            raise _Invalid(
+            raise Invalid(
                 "max_delay",
                 f"a number >= initial_delay ({self.initial_delay})",
                 self.max_delay,
@@ -254,11 +153,37 @@ class ReconnectConfig:
 
 @attrs.frozen
 class LogConfig:
-    format: str = attrs.field(default="json", validator=_log_format, metadata=_kind(STRING))
-    level: str = attrs.field(default="info", validator=_log_level, metadata=_kind(STRING))
+    format: str = attrs.field(default="json", validator=one_of(LOG_FORMATS), metadata=kind(STRING))
+    level: str = attrs.field(default="info", validator=one_of(LOG_LEVELS), metadata=kind(STRING))
     # The audit trail's heads, appended at each checkpoint and at exit: keep it somewhere else than the log.
-    anchor_file: Path | None = attrs.field(default=None, validator=_optional_path, metadata=_kind(OPTIONAL_PATH))
-    checkpoint_interval: float = attrs.field(default=300.0, validator=_positive, metadata=_kind(NUMBER))
+    anchor_file: Path | None = attrs.field(default=None, validator=_optional_path, metadata=kind(OPTIONAL_PATH))
+    checkpoint_interval: float = attrs.field(default=300.0, validator=seconds_between(1, 86400),
+                                             metadata=kind(NUMBER))
+
+
+@attrs.frozen
+class AccessConfig:
+    """Who may use each role (access.py decides). None: the role is open to every client that may connect
+    (``[socket] allowed_uids`` still applies first); a list, even an empty one: only those uids and groups."""
+
+    read: Principals | None = attrs.field(default=None, validator=optional_principals, metadata=kind(PRINCIPALS))
+    trade: Principals | None = attrs.field(default=None, validator=optional_principals, metadata=kind(PRINCIPALS))
+
+
+@attrs.frozen
+class MetricsConfig:
+    """Prometheus exposition over HTTP: off unless ``listen`` is set; loopback or unix only unless
+    ``allow_remote`` says otherwise (the figures reveal trading activity)."""
+
+    listen: ListenAddress | None = attrs.field(default=None, validator=optional_listen, metadata=kind(LISTEN))
+    allow_remote: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool),
+                                     metadata=kind(BOOLEAN))
+
+    def __attrs_post_init__(self) -> None:
+        if self.listen is not None and not self.listen.is_local and not self.allow_remote:
+            raise Invalid("listen", "a loopback address (127.0.0.1, [::1], localhost) or unix:PATH, "
+                          "or allow_remote = true", str(self.listen),
+                          also=(("allow_remote", f"true to listen on {self.listen}", self.allow_remote),))
 
 
 @attrs.frozen
@@ -268,12 +193,14 @@ class Config:
     requests: RequestsConfig = attrs.field(factory=RequestsConfig)
     reconnect: ReconnectConfig = attrs.field(factory=ReconnectConfig)
     log: LogConfig = attrs.field(factory=LogConfig)
+    access: AccessConfig = attrs.field(factory=AccessConfig)
+    metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
 
 
 _SECTIONS: dict[str, type] = {field.name: field.default.factory for field in attrs.fields(Config)}
 
 
-def _kinds(section: str) -> dict[str, _Kind]:
+def _kinds(section: str) -> dict[str, Kind]:
     return {field.name: field.metadata["kind"] for field in attrs.fields(_SECTIONS[section])}
 
 
@@ -287,11 +214,13 @@ def _error(source: str, section: str, key: str, expected: str, got: object) -> C
     return ConfigError(f"{source}: [{section}] {key}: expected {expected}, got {excerpt(got)}")
 
 
-def _parse(kind: _Kind, raw: Any, *, text: bool, source: str, section: str, key: str) -> Any:
+def _parse(value_kind: Kind, raw: Any, *, text: bool, source: str, section: str, key: str) -> Any:
     try:
-        return kind.from_text(raw) if text else kind.from_toml(raw)
+        return value_kind.from_text(raw) if text else value_kind.from_toml(raw)
+    except BadEntry as exc:
+        raise ConfigError(f"{source}: [{section}] {key}: {exc}") from None
     except (TypeError, ValueError):
-        raise _error(source, section, key, kind.expected, raw) from None
+        raise _error(source, section, key, value_kind.expected, raw) from None
 
 
 def _unknown_key(source: str, section: str, key: str) -> ConfigError:
@@ -375,7 +304,7 @@ def _build(layer: _Layer) -> Config:
         values = {key: value for (sec, key), (value, _src) in layer.items() if sec == section}
         try:
             sections[section] = cls(**values)
-        except _Invalid as exc:
+        except Invalid as exc:
             # Blame the first of the involved keys that the user set (some key was set, or the defaults
             # themselves would be invalid).
             candidates = [(exc.key, exc.expected, exc.got), *exc.also]
@@ -419,3 +348,30 @@ def config_as_dict(config: Config) -> dict[str, dict[str, Any]]:
             for field in attrs.fields(type(instance))
         }
     return result
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Values inside their bounds that are still risky, one sentence each (``check-config`` prints them,
+    ``bfxd run`` logs them as ``config.warning``)."""
+    warnings = []
+    heartbeat = config.exchange.heartbeat_timeout
+    if heartbeat < 10:
+        warnings.append(f"[exchange] heartbeat_timeout = {heartbeat:g}: a ping goes out after {heartbeat / 2:g} s "
+                        "of silence and a pong later than that replaces the link; 30 is the default")
+    elif heartbeat > 120:
+        warnings.append(f"[exchange] heartbeat_timeout = {heartbeat:g}: a silent dead link goes unnoticed for "
+                        f"{heartbeat:g} s (the exchange sends a heartbeat every 15 s); 30 is the default")
+    if config.requests.timeout > 300:
+        warnings.append(f"[requests] timeout = {config.requests.timeout:g}: a client may wait that long for an "
+                        "answer while the exchange is unreachable; 10 is the default")
+    if config.requests.shutdown_grace > 15:
+        warnings.append(f"[requests] shutdown_grace = {config.requests.shutdown_grace:g}: longer than the units' "
+                        "TimeoutStopSec=20s allows (systemd kills the daemon before the drain ends)")
+    open_access = config.access.read is None or config.access.trade is None
+    if config.socket.mode & 0o002 and not config.socket.allowed_uids and open_access:
+        warnings.append(f'[socket] mode = "{config.socket.mode:04o}" lets every local user connect, and no '
+                        "[socket] allowed_uids or [access] rule limits who may send requests")
+    if config.metrics.listen is not None and not config.metrics.listen.is_local:
+        warnings.append(f"[metrics] listen = {config.metrics.listen}: the figures (offers, requests) are served "
+                        "beyond this host; put a firewall or a proxy in front")
+    return warnings

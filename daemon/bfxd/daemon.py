@@ -37,7 +37,11 @@ from bfxd.actors.inbox import run_inbox
 from bfxd.actors.session import SessionBoard, SessionSnapshot
 from bfxd.config import Config
 from bfxd.credentials import Credentials
+from bfxd.daemon_metrics import DaemonMetrics
 from bfxd.exchange import ExchangeChannels, run_exchange_side
+from bfxd.live import LiveSettings
+from bfxd.metrics_http import open_metrics_listeners, serve_metrics
+from bfxd.reload import follow_reloads
 from bfxd.settings import account_settings, auth_settings, inbox_settings, link_settings
 from bfxd.systemd import Notifier, run_watchdog
 from bfxd.unix_socket import open_unix_listener
@@ -71,19 +75,39 @@ async def run_daemon(
     notifier: Notifier | None = None,
     watchdog_period: float | None = None,
     link: LinkSettings | None = None,
+    reloads: trio.MemoryReceiveChannel[Config] | None = None,
+    metrics: DaemonMetrics | None = None,
+    listener: trio.SocketListener | None = None,
     task_status: trio.TaskStatus[SessionBoard] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until *stop* is set and everything has drained. ``task_status.started`` once the socket listens.
 
     *link* replaces the link settings derived from *config* (tests relax the connection rate guard with it).
+    *reloads* brings the configurations a SIGHUP read (reload.py); each goes through ``_apply_config``, then
+    systemd hears ``READY=1``. *metrics* is created here when not given. *listener* is a listening socket
+    handed over by socket activation: served as is instead of binding ``[socket] path``, and never unlinked.
     """
     notifier = notifier or Notifier(env={})
     board = SessionBoard()
-    listener = open_unix_listener(config.socket.path, mode=config.socket.mode)
+    metrics = metrics or DaemonMetrics()
+    metrics.attach(board)
+    metrics_listeners = await _open_metrics(config)
+    inherited = listener is not None
+    listener = listener or open_unix_listener(config.socket.path, mode=config.socket.mode)
+    socket_name = listener.socket.getsockname() if inherited else str(config.socket.path)
     channels = ChannelBoard()
     (commands_in, commands_out), exchange_channels = open_channels(channels)
     account = AccountClient(commands_in, board, channels)
-    inbox = inbox_settings(config)
+    inbox = LiveSettings(inbox_settings(config))
+
+    async def apply_config(new: Config) -> None:
+        """A reloaded configuration (keys that need a restart already reset to their running values); the log
+        level is live already (reload.py)."""
+        inbox.value = inbox_settings(new)
+        await account.set_pace(account_settings(new))
+        log.info("daemon.config_applied", allowed_uids=list(new.socket.allowed_uids),
+                 request_timeout=new.requests.timeout, inputs_per_second=new.exchange.inputs_per_second,
+                 input_burst=new.exchange.input_burst)
     inbox_exited = trio.Event()  # the watchdog withholds pings once the inbox is gone
 
     async def probe() -> list[str]:
@@ -95,6 +119,10 @@ async def run_daemon(
 
     async with trio.open_nursery() as helpers:
         helpers.start_soon(_publish_status, board, notifier)
+        if metrics_listeners:
+            await helpers.start(serve_metrics, metrics_listeners, metrics.render)
+        if reloads is not None:
+            helpers.start_soon(follow_reloads, reloads, apply_config, notifier, partial(_status_line, board))
         if watchdog_period is not None and notifier.enabled:
             await helpers.start(partial(run_watchdog, notifier, period=watchdog_period, probe=probe))
         async with trio.open_nursery() as core:
@@ -109,17 +137,27 @@ async def run_daemon(
             # (full collections otherwise walk every module and class, a latency spike of milliseconds).
             gc.freeze()
             notifier.ready(_status_line(board))
-            log.info("daemon.ready", socket=str(config.socket.path), url=config.exchange.url,
+            log.info("daemon.ready", socket=socket_name, socket_activated=inherited, url=config.exchange.url,
                      key_fingerprint=credentials.api_key.fingerprint(), credentials=credentials.source)
             task_status.started(board)
             await stop.wait()
             board.set_state("stopping")
             notifier.stopping()
             core.cancel_scope.deadline = trio.current_time() + (
-                config.requests.shutdown_grace + inbox.flush_timeout + _STOP_SLACK_S)
+                config.requests.shutdown_grace + inbox.value.flush_timeout + _STOP_SLACK_S)
         helpers.cancel_scope.cancel()
-    _unlink_quietly(config.socket.path)
+    if not inherited:  # an inherited socket's file is the service manager's; it keeps clients waiting meanwhile
+        _unlink_quietly(config.socket.path)
     log.info("daemon.stopped")
+
+
+async def _open_metrics(config: Config) -> list[trio.SocketListener]:
+    if config.metrics.listen is None:
+        return []
+    listeners = await open_metrics_listeners(config.metrics.listen)
+    log.info("metrics.listening", listen=str(config.metrics.listen),
+             addresses=[listener.socket.getsockname() for listener in listeners])
+    return listeners
 
 
 async def _run_then_set(run: Callable[..., Awaitable[None]], done: trio.Event, *,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
+import shlex
 import shutil
 import sys
 import tempfile
@@ -33,7 +35,10 @@ UNKNOWN_ID = 999_999_999
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bfxd demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="bfxd demo",
+        description="The exchange simulator and the daemon together, offline, in one command: credentials are "
+                    "generated, and the socket and the JSON log live in a private temporary directory.")
     parser.add_argument("--walkthrough", action="store_true", help="run a scripted tour, then exit")
     parser.add_argument("--offers", type=int, default=8, help="funding offers on the simulated account")
     parser.add_argument("--seed", type=int, default=7)
@@ -79,6 +84,9 @@ async def _demo(args: argparse.Namespace, workdir: Path, log_path: Path) -> int:
             log=LogConfig(format="json"),
         )
         credentials = Credentials(api_key=Secret(key), api_secret=Secret(secret), source="files")
+        # From the start: Ctrl-C, SIGTERM and a closed terminal (SIGHUP) all stop the demo cleanly, so its
+        # temporary directory goes (signals.py: without a reload hook, SIGHUP stops).
+        await simulator.start(watch_signals, stop)
         async with trio.open_nursery() as daemon:
             board: SessionBoard = await daemon.start(partial(run_daemon, config, credentials, stop=stop))
             with trio.fail_after(READY_WITHIN_S):
@@ -86,18 +94,38 @@ async def _demo(args: argparse.Namespace, workdir: Path, log_path: Path) -> int:
             _say(f"bfxd is up against the simulator at {url}\n"
                  f"  socket: {socket_path}\n  log:    {log_path} (JSON lines, the audit trail)\n")
             if args.walkthrough:
-                await _walkthrough(sim, socket_path, log_path)
+                async with trio.open_nursery() as tour:  # a signal cuts the tour short
+                    tour.start_soon(_cancel_on, stop, tour.cancel_scope)
+                    await _walkthrough(sim, socket_path, log_path)
+                    tour.cancel_scope.cancel()
             else:
+                bfxctl = bfxctl_command()
                 _say("Try, in another terminal:\n"
                      f"  export BFXD_SOCKET={socket_path}\n"
-                     "  .venv/bin/bfxctl status\n  .venv/bin/bfxctl offers\n  .venv/bin/bfxctl watch\n"
-                     "  .venv/bin/bfxctl cancel <ID>\n  .venv/bin/bfxctl cancel-all --symbol fUSD\n"
+                     f"  {bfxctl} status\n  {bfxctl} offers\n  {bfxctl} watch\n"
+                     f"  {bfxctl} cancel <ID>\n  {bfxctl} cancel-all --symbol fUSD\n"
                      f"  tail -f {log_path}\n\nCtrl-C stops the demo.\n")
-                await daemon.start(watch_signals, stop)
                 await stop.wait()
             stop.set()  # the daemon drains and returns by itself
         simulator.cancel_scope.cancel()  # the simulator serves until cancelled
     return 0
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+def bfxctl_command() -> str:
+    """How to run bfxctl from another terminal: the script next to this interpreter, else the one on PATH,
+    else the module (as the full interpreter path, which works from any directory)."""
+    beside = Path(sys.executable).with_name("bfxctl")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return shlex.quote(str(beside))
+    on_path = shutil.which("bfxctl")
+    if on_path is not None:
+        return shlex.quote(on_path)
+    return f"{shlex.quote(sys.executable)} -m bfxd.ctl"
 
 
 def _say(text: str, stream: TextIO = sys.stdout) -> None:

@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 import trio
 
-from bfxd.actors.account import AccountSettings, run_account
+from bfxd.actors.account import run_account
+from bfxd.actors.account_settings import AccountSettings
 from bfxd.actors.auth import AuthSettings, run_auth
 from bfxd.actors.connection import LinkSettings, run_connection
 from bfxd.actors.session import SessionBoard

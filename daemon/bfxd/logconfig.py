@@ -47,6 +47,7 @@ from bfxd.audit.trail import AuditSettings, AuditTrail
 from bfxd.journal import JOURNAL_SOCKET, JournalSender, stdout_is_journal
 from bfxd.log_output import FdOutput, JournalOutput, LogHealth, TextOutput
 from bfxd.log_sink import LineSink, Output
+from bfxd.loglevel import live_level_wrapper
 from bfxd.secret import Secret
 
 __all__ = ["REDACTED", "STDLIB_LOGGERS", "AuditSettings", "LineSink", "LogHealth", "batched_log_writes",
@@ -108,7 +109,7 @@ def _renderers(fmt: str, stream: TextIO) -> list[Processor]:
         ]
     if fmt == "console":
         isatty = getattr(stream, "isatty", None)
-        colors = bool(isatty and isatty())
+        colors = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")  # https://no-color.org
         # plain_traceback: rich's pretty tracebacks would show locals too.
         return [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)]
     raise ValueError(f"unknown log format {fmt!r} (expected json or console)")
@@ -214,7 +215,7 @@ def configure_logging(*, fmt: str, level: str, stream: TextIO = sys.stdout, cach
     renderers = _renderers(fmt, stream)
     structlog.configure(
         processors=[*_shared_processors(), *renderers],
-        wrapper_class=structlog.make_filtering_bound_logger(level.lower()),
+        wrapper_class=live_level_wrapper(level.lower()),  # set_log_level() changes it live (SIGHUP)
         logger_factory=lambda *_args: sink,
         cache_logger_on_first_use=cache,
     )

@@ -6,7 +6,7 @@ internal timings) is not configurable and is documented where it is declared.
 
 from __future__ import annotations
 
-from bfxd.actors.account import AccountSettings
+from bfxd.actors.account_settings import AccountSettings
 from bfxd.actors.auth import AuthSettings
 from bfxd.actors.connection import LinkSettings
 from bfxd.actors.inbox import InboxSettings

@@ -45,12 +45,14 @@ _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
 
 class LinkClosed(Exception):
-    """The link has ended. *code*: the close code, or None when no close frame was exchanged."""
+    """The link has ended. *code*: the close code, or None when no close frame was exchanged. *by_us*: this
+    side ended it (``close()``, a fault we detected, an interrupted send), so logs do not blame the peer."""
 
-    def __init__(self, code: int | None, reason: str) -> None:
+    def __init__(self, code: int | None, reason: str, by_us: bool = False) -> None:
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
+        self.by_us = by_us
 
     def __str__(self) -> str:
         return f"{self.reason} (code {self.code})" if self.code is not None else self.reason
@@ -146,7 +148,7 @@ class WebSocketLink:
         """
         if self._closed is not None:
             return
-        self._end(code, reason)
+        self._end(code, reason, by_us=True)
         try:
             await self._send(CloseConnection(code=code, reason=reason))
             while not isinstance(await self._next_event(), CloseConnection):
@@ -203,7 +205,7 @@ class WebSocketLink:
 
     async def _fail(self, code: int, reason: str) -> None:
         """End the link for a fault we detected: tell the peer with a close frame, then raise."""
-        self._end(code, reason)
+        self._end(code, reason, by_us=True)
         try:
             await self._send(CloseConnection(code=code, reason=reason))
         except LinkClosed:
@@ -230,21 +232,21 @@ class WebSocketLink:
                 raise self._end(None, f"stream broken: {exc or type(exc).__name__}") from None
             except BaseException:  # cancelled: part of the frame may be on the wire
                 self._writable = False
-                self._end(None, "a send was interrupted")
+                self._end(None, "a send was interrupted", by_us=True)
                 raise
         finally:
             self._send_lock.release()
 
-    def _end(self, code: int | None, reason: str) -> LinkClosed:
+    def _end(self, code: int | None, reason: str, *, by_us: bool = False) -> LinkClosed:
         """Record why the link ended (the first reason wins) and return a fresh exception to raise."""
         if self._closed is None:
-            self._closed = LinkClosed(code, reason)
+            self._closed = LinkClosed(code, reason, by_us)
         return self._error()
 
     def _error(self) -> LinkClosed:
         # A fresh instance each time: raising one instance again and again would grow its traceback.
         assert self._closed is not None
-        return LinkClosed(self._closed.code, self._closed.reason)
+        return LinkClosed(self._closed.code, self._closed.reason, self._closed.by_us)
 
 
 __all__ = ["HandshakeFailed", "LinkClosed", "WebSocketLink", "open_link"]

@@ -11,7 +11,8 @@ import pytest
 import trio
 import trio.testing
 
-from bfxd.actors.account import AccountSettings, RouterInput, run_account
+from bfxd.actors.account import RouterInput, run_account
+from bfxd.actors.account_settings import AccountSettings
 from bfxd.actors.api import AccountClient, PendingInput
 from bfxd.actors.messages import (
     AccountCommand,

@@ -15,7 +15,7 @@ import pytest
 import trio
 from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S, fast_link
 
-from bfxd.actors.account import AccountSettings
+from bfxd.actors.account_settings import AccountSettings
 from bfxd.actors.api import AccountClient
 from bfxd.actors.auth import AuthSettings
 from bfxd.actors.channels import ChannelBoard

@@ -18,10 +18,10 @@ import math
 from collections import deque
 from typing import TypeVar
 
-import attrs
 import structlog
 import trio
 
+from bfxd.actors.account_settings import AccountSettings
 from bfxd.actors.channels import take_waiting
 from bfxd.actors.messages import (
     AccountCommand,
@@ -38,6 +38,7 @@ from bfxd.actors.messages import (
     Requester,
     SessionHeld,
     SessionReady,
+    SetPace,
     Subscribe,
     WatcherCutOff,
     WatchEvent,
@@ -62,11 +63,6 @@ T = TypeVar("T")
 RouterInput = FromLink | LinkDown | SessionReady | SessionHeld
 
 
-@attrs.frozen
-class AccountSettings:
-    # From the config (settings.py derives them; the defaults live in config.py only).
-    inputs_per_second: float  # the pace every input (foc, fon, calc) takes its turn under
-    input_burst: int
 
 # Audit names of book changes, spelled out so each can be found with grep.
 _OFFER_EVENTS = {"snapshot": "offer.snapshot", "new": "offer.new", "update": "offer.update", "cancel": "offer.cancel"}
@@ -197,6 +193,10 @@ class AccountRouter:
                 self._gone_waiters.setdefault(command.offer_id, []).append(command.reply)
             else:
                 _deliver(command.reply, None)
+        elif isinstance(command, SetPace):
+            self.pace = Pace(command.per_second, command.burst)
+            self._turn_waiting.set()  # the pacer re-reads the pace for what is queued
+            self._note_queue()
         elif isinstance(command, Subscribe):
             self._watchers.append(command.events)
         elif isinstance(command, Probe):

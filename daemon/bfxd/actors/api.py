@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from bfxd.actors.account_settings import AccountSettings
 from bfxd.actors.channels import ChannelBoard
 from bfxd.actors.messages import (
     AccountCommand,
@@ -22,6 +23,7 @@ from bfxd.actors.messages import (
     Probe,
     Read,
     Requester,
+    SetPace,
     Subscribe,
     WatchEvent,
 )
@@ -131,6 +133,9 @@ class AccountClient:
         async with replies:
             await self._commands.send(AwaitGone(offer_id, reply_in))
             return await replies.receive()
+
+    async def set_pace(self, settings: AccountSettings) -> None:
+        await self._commands.send(SetPace(settings.inputs_per_second, settings.input_burst))
 
     async def subscribe(self, buffer: int) -> trio.MemoryReceiveChannel[WatchEvent]:
         """Events from now on, through a *buffer*-deep channel; a watcher that falls behind is cut off."""

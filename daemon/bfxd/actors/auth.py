@@ -127,6 +127,17 @@ class _Auth:
 
     async def _on_event(self, event: object) -> None:
         if isinstance(event, AuthOk):
+            if self.authenticated:
+                # A second auth OK on the same link answers no auth frame of ours: it changes nothing (the link's
+                # session belongs to the first user id), and it is said out loud.
+                log.warning("exchange.auth_duplicate", user_id=event.user_id, kept_user_id=self.board.user_id)
+                return
+            previous = self.board.user_id
+            if previous is not None and previous != event.user_id:
+                # The same key now answers for another account: the book is rebuilt from the new snapshot, but
+                # an operator must hear of it.
+                log.error("exchange.user_changed", previous_user_id=previous, user_id=event.user_id,
+                          key_fingerprint=self.key_fingerprint)
             self.deadline, self.authenticated, self.nonce_errors = math.inf, True, 0
             self.board.user_id = event.user_id
             log.info("exchange.auth_ok", user_id=event.user_id, key_fingerprint=self.key_fingerprint)

@@ -270,7 +270,8 @@ class _Connection:
             try:
                 text = await ws.receive()
             except LinkClosed as exc:
-                finish(_LinkEnd(f"closed by the exchange ({_close_reason(exc)})"))
+                closer = "bfxd" if exc.by_us else "the exchange"  # e.g. bfxd's 1009 for an oversized frame
+                finish(_LinkEnd(f"closed by {closer} ({_close_reason(exc)})"))
                 return
             self._last_frame_at = now = trio.current_time()  # any frame at all proves the link is alive
             self.board.note_frame(now)

@@ -32,6 +32,7 @@ from bfxd.actors.channels import hand_over, take_waiting
 from bfxd.actors.messages import WatcherCutOff, WatchEvent
 from bfxd.actors.ops import OPS, Op, OpContext
 from bfxd.actors.replies import Answer
+from bfxd.live import LiveSettings
 from bfxd.peer_identity import peer_identity
 from bfxd.protocol import client_wire as wire
 from bfxd.protocol.client_requests import parse_request
@@ -67,7 +68,7 @@ async def run_inbox(
     *,
     account: AccountClient,
     commands: trio.MemorySendChannel[object],
-    settings: InboxSettings,
+    settings: LiveSettings[InboxSettings],
     stop: trio.Event,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -83,21 +84,25 @@ async def run_inbox(
                 await stop.wait()
                 accepting.cancel_scope.cancel()
             log.info("inbox.stopped_accepting", clients=inbox.clients, inflight_writes=inbox.inflight_writes)
-            with trio.move_on_after(settings.shutdown_grace):
+            with trio.move_on_after(settings.value.shutdown_grace):
                 await inbox.wait_writes_done()
             await commands.aclose()  # the router answers what is left ShuttingDown and ends the watches
             inbox.stop_reading()
-            clients.cancel_scope.deadline = trio.current_time() + settings.flush_timeout  # backstop
+            clients.cancel_scope.deadline = trio.current_time() + settings.value.flush_timeout  # backstop
 
 
 class _Inbox:
-    def __init__(self, account: AccountClient, settings: InboxSettings, stop: trio.Event) -> None:
-        self.account, self.settings, self.stop = account, settings, stop
+    def __init__(self, account: AccountClient, settings: LiveSettings[InboxSettings], stop: trio.Event) -> None:
+        self.account, self._settings, self.stop = account, settings, stop
         self.client_ids = itertools.count(1)
         self.clients = 0
         self.inflight_writes = 0
         self._writes_done = trio.Event()
         self._reader_scopes: set[trio.CancelScope] = set()
+
+    @property
+    def settings(self) -> InboxSettings:
+        return self._settings.value  # afresh each time: a reload may have replaced it
 
     async def wait_writes_done(self) -> None:
         while self.inflight_writes:

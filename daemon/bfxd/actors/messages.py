@@ -135,6 +135,14 @@ class AwaitGone:
 
 
 @attrs.frozen
+class SetPace:
+    """A reloaded config's input pace."""
+
+    per_second: float
+    burst: int
+
+
+@attrs.frozen
 class Subscribe:
     """Register a watcher; it receives WatchEvents until it lags or closes its end."""
 
@@ -148,7 +156,7 @@ class Probe:
     reply: trio.MemorySendChannel[None]  # capacity 1
 
 
-AccountCommand = InputCommand | InputBatch | Read | AwaitGone | Subscribe | Probe
+AccountCommand = InputCommand | InputBatch | Read | AwaitGone | SetPace | Subscribe | Probe
 
 
 # ---- account → watchers --------------------------------------------------------------------------------
