@@ -7,7 +7,8 @@ import trio
 import trio.testing
 
 from bfxd.actors.channels import take_waiting
-from bfxd.actors.inbox import _forward_events, _Output, _write_lines
+from bfxd.actors.client_output import Output, write_lines
+from bfxd.actors.inbox import _forward_events
 from bfxd.actors.messages import OfferWatchEvent, WatcherCutOff
 
 
@@ -28,7 +29,7 @@ async def test_idle_answer_is_written_without_the_writer() -> None:
     """Nothing queued, nothing sending: the answer is on the socket before answer() returns."""
     ours, client = _stream_pair()
     queue, _lines = trio.open_memory_channel[bytes](4)  # no writer task drains it
-    output = _Output(ours, queue)
+    output = Output(ours, queue)
     await output.answer(b"first\n")
     assert await _read_exactly(client, 6) == b"first\n"
 
@@ -37,11 +38,11 @@ async def test_answer_queues_behind_lines_waiting_for_the_writer(nursery: trio.N
     """With a line already queued, an answer joins the queue; the writer sends both, in order."""
     ours, client = _stream_pair()
     queue, lines = trio.open_memory_channel[bytes](4)
-    output = _Output(ours, queue)
+    output = Output(ours, queue)
     queue.send_nowait(b"event\n")
     await output.answer(b"answer\n")
     assert queue.statistics().current_buffer_used == 2
-    nursery.start_soon(_write_lines, output, lines)
+    nursery.start_soon(write_lines, output, lines)
     assert await _read_exactly(client, 13) == b"event\nanswer\n"
 
 
@@ -50,13 +51,13 @@ async def test_answer_waits_for_a_send_in_progress(nursery: trio.Nursery) -> Non
     interleaving its bytes with the blocked one."""
     ours, client = _stream_pair()
     queue, lines = trio.open_memory_channel[bytes](4)
-    output = _Output(ours, queue)
+    output = Output(ours, queue)
     big = b"x" * (4 * 1024 * 1024) + b"\n"  # far more than the socket buffers hold
     nursery.start_soon(output.answer, big)
     await trio.testing.wait_all_tasks_blocked()
     await output.answer(b"small\n")
     assert queue.statistics().current_buffer_used == 1
-    nursery.start_soon(_write_lines, output, lines)
+    nursery.start_soon(write_lines, output, lines)
     assert await _read_exactly(client, len(big) + 6) == big + b"small\n"
 
 
@@ -64,7 +65,7 @@ async def test_departed_client_is_reported() -> None:
     ours, client = _stream_pair()
     await client.aclose()
     queue, _lines = trio.open_memory_channel[bytes](4)
-    assert await _Output(ours, queue).send(b"x" * 100_000) is False
+    assert await Output(ours, queue).send(b"x" * 100_000) is False
 
 
 async def test_a_watch_keeps_up_with_a_router_that_hands_on_bursts(nursery: trio.Nursery) -> None:

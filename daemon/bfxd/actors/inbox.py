@@ -4,7 +4,7 @@ Per client: one reader (frames lines, parses and logs them, begins each request 
 operations table, so an exchange input reaches the router at once, and starts a task per request to wait for
 its answer), one writer (drains a bounded per-client queue in batches), and the request tasks. A final answer
 goes straight to the socket when nothing is queued and no send is in progress, else through the queue
-(``_Output``); watch lines always queue. A client may pipeline: answers go out as their requests finish, each
+(``Output``); watch lines always queue. A client may pipeline: answers go out as their requests finish, each
 carrying its ``ref``.
 
 Isolation: nothing a client sends can disturb another. Bad lines are answered ``bad_request`` and the
@@ -28,7 +28,8 @@ import structlog
 import trio
 
 from bfxd.actors.api import AccountClient
-from bfxd.actors.channels import hand_over, take_waiting
+from bfxd.actors.channels import take_waiting
+from bfxd.actors.client_output import RECEIVE_BYTES, WATCH_BATCH, Output, linger, send_line, write_lines
 from bfxd.actors.messages import WatcherCutOff, WatchEvent
 from bfxd.actors.ops import OPS, Op, OpContext
 from bfxd.actors.replies import Answer
@@ -41,9 +42,6 @@ from bfxd.unix_socket import PeerCred, peer_credentials
 
 log = structlog.get_logger()
 
-_RECEIVE_BYTES = 64 * 1024
-_WATCH_BATCH = 256  # lines moved per turn at most, by a watch's forwarder and by the writer: a whole queue
-_LINGER_S = 1.0  # how long a closing connection keeps reading (and discarding) for the client to close first
 
 
 @attrs.frozen
@@ -126,7 +124,7 @@ class _Inbox:
             try:
                 async with stream:
                     await self._serve(stream, client_id, peer)
-                    await _linger(stream)
+                    await linger(stream)
             except Exception as exc:  # one misbehaving client must not take the daemon down
                 log.warning("client.error", error=f"{type(exc).__name__}: {exc}", exc_info=True)
             finally:
@@ -148,13 +146,13 @@ class _Inbox:
             return
         # request tasks → writer. Bounded: a client that does not read stalls only its own requests.
         out_in, out = trio.open_memory_channel[bytes](self.settings.client_buffer)
-        output = _Output(stream, out_in)
+        output = Output(stream, out_in)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_write_lines, output, out)
+            nursery.start_soon(write_lines, output, out)
             async with out_in:
                 await self._read_requests(stream, client_id, output)
 
-    async def _read_requests(self, stream: trio.SocketStream, client_id: int, output: _Output) -> None:
+    async def _read_requests(self, stream: trio.SocketStream, client_id: int, output: Output) -> None:
         buffer, request_numbers = LineBuffer(), itertools.count(1)
         inflight = trio.Semaphore(self.settings.max_inflight)
         reading = trio.CancelScope()
@@ -173,11 +171,11 @@ class _Inbox:
             self._reader_scopes.discard(reading)
 
     async def _read_lines(self, stream: trio.SocketStream, buffer: LineBuffer, inflight: trio.Semaphore,
-                          requests: trio.Nursery, client_id: int, numbers: Iterator[int], output: _Output,
+                          requests: trio.Nursery, client_id: int, numbers: Iterator[int], output: Output,
                           watches: _Watches) -> None:
         while True:
             try:
-                chunk = await stream.receive_some(_RECEIVE_BYTES)
+                chunk = await stream.receive_some(RECEIVE_BYTES)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 chunk = b""
             if not chunk:
@@ -198,7 +196,7 @@ class _Inbox:
                         requests.start_soon(self._finish, job, output.clone(), inflight, watches)
             except LineTooLong as exc:
                 log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
-                await _send(output.queue, wire.error_line(None, None, wire.BAD_REQUEST,
+                await send_line(output.queue, wire.error_line(None, None, wire.BAD_REQUEST,
                                                           f"{exc}; closing the connection"))
                 return
 
@@ -222,14 +220,14 @@ class _Inbox:
             job.wait = op.begin(request, OpContext(self.account, request_id, self.settings.request_timeout))
         return job
 
-    async def _finish(self, job: _Job, output: _Output, inflight: trio.Semaphore, watches: _Watches) -> None:
+    async def _finish(self, job: _Job, output: Output, inflight: trio.Semaphore, watches: _Watches) -> None:
         with output.queue:
             try:
                 await self._complete(job, output, watches)
             finally:
                 inflight.release()
 
-    async def _complete(self, job: _Job, output: _Output, watches: _Watches) -> None:
+    async def _complete(self, job: _Job, output: Output, watches: _Watches) -> None:
         if job.rejection is not None:
             await output.answer(job.rejection)
             return
@@ -264,10 +262,10 @@ class _Inbox:
         try:
             events = await self.account.subscribe(self.settings.watch_buffer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            await _send(out, wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"))
+            await send_line(out, wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"))
             return
         log.info("command.completed", op=request.op, ref=request.ref, outcome="ok", streaming=True)
-        await _send(out, wire.answer_line(request.op, request.ref))
+        await send_line(out, wire.answer_line(request.op, request.ref))
         # The client leaving ends the stream, never the answer above (it may have only shut down its sending
         # side, as `echo '{"op":"watch"}' | socat …` does, and still be reading).
         with events, trio.CancelScope() as scope:
@@ -283,7 +281,7 @@ class _Inbox:
             return
         # Reached only when the router ended the watch (lagging, stopping); a client that left cancels us.
         log.info("watch.ended", reason=reason)
-        await _send(out, wire.event_line("watch_ended", reason=reason))
+        await send_line(out, wire.event_line("watch_ended", reason=reason))
 
     async def _forward_states(self, out: trio.MemorySendChannel[bytes]) -> None:
         board = self.account.board
@@ -292,7 +290,7 @@ class _Inbox:
             await board.wait_changed(version)
             snapshot = board.snapshot()
             version = snapshot.version
-            await _send(out, wire.event_line("state", state=snapshot.state, detail=snapshot.detail,
+            await send_line(out, wire.event_line("state", state=snapshot.state, detail=snapshot.detail,
                                              since=round(snapshot.since, 3)))
 
 
@@ -307,68 +305,6 @@ class _Job:
     rejection: bytes | None = None  # the line could not be parsed: answered with this, nothing else
     answer: Answer | None = None  # final already (the daemon is stopping)
     wait: Callable[[], Awaitable[Answer]] | None = None  # started: await it for the answer
-
-
-class _Output:
-    """Everything written to one client's socket: a final answer directly, the rest through the queue.
-
-    An answer goes straight to the socket when nothing is queued and no send is in progress: no task switch
-    on its way out, which is the answer path's last hop. Otherwise it joins the queue that the writer task
-    drains in batches. Watch lines always queue, so a stream keeps its order; independent answers may pass
-    each other, which the contract allows (answers carry their ``ref``).
-    """
-
-    __slots__ = ("_state", "queue")  # one per client, a thousand clients and more
-
-    def __init__(self, stream: trio.SocketStream, queue: trio.MemorySendChannel[bytes]) -> None:
-        self._state = _SocketState(stream)
-        self.queue = queue
-
-    def clone(self) -> _Output:
-        """A handle with its own queue end: the writer stops once every handle is closed."""
-        twin = _Output.__new__(_Output)
-        twin._state, twin.queue = self._state, self.queue.clone()
-        return twin
-
-    async def answer(self, line: bytes) -> None:
-        if self.queue.statistics().current_buffer_used == 0 and not self._state.sending:
-            await self.send(line)
-        else:
-            await _send(self.queue, line)
-
-    async def send(self, data: bytes) -> bool:
-        """Write *data* now, after the send in progress if any; False if the client has gone.
-
-        At most two tasks ever send: the writer, and a request task whose answer found the socket idle (an
-        answer that finds it busy queues), so a flag and one event do what a lock would, in less memory.
-        """
-        state = self._state
-        while state.sending:
-            if state.idle is None:
-                state.idle = trio.Event()
-            await state.idle.wait()
-        state.sending = True  # no checkpoint before the bytes go out, in the usual case
-        try:
-            await state.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return False
-        finally:
-            state.sending = False
-            if state.idle is not None:
-                state.idle.set()
-                state.idle = None
-        return True
-
-
-class _SocketState:
-    """Shared by one client's output handles: its socket, and whether a send is in progress."""
-
-    __slots__ = ("idle", "sending", "stream")
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self.stream = stream
-        self.sending = False
-        self.idle: trio.Event | None = None  # set when the send in progress ends, for the one waiting
 
 
 class _Watches:
@@ -397,39 +333,8 @@ async def _forward_events(events: trio.MemoryReceiveChannel[WatchEvent], out: tr
     # The router hands on a burst of exchange frames per turn: move all that is waiting each turn too (without a
     # checkpoint while the client's queue has room), or a healthy watcher would fall behind and be cut off.
     async for first in events:
-        for event in (first, *take_waiting(events, _WATCH_BATCH)):
+        for event in (first, *take_waiting(events, WATCH_BATCH)):
             if isinstance(event, WatcherCutOff):
                 return event.reason
-            await _send(out, event.line)  # rendered once by the router for every watcher
+            await send_line(out, event.line)  # rendered once by the router for every watcher
     return "lagging: events came faster than this client read them"
-
-
-async def _send(out: trio.MemorySendChannel[bytes], line: bytes) -> None:
-    try:
-        await hand_over(out, line)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        pass  # the client left; the outcome is in the log
-
-
-async def _linger(stream: trio.SocketStream) -> None:
-    """Close gently: half-close, then discard what the client still sends until it closes (bounded in time).
-
-    Closing a socket with unread input resets the connection: the client's next read fails (ECONNRESET) instead
-    of seeing the end, and its writes fail (EPIPE), so a client that sends before reading may never read our
-    last answer (busy, forbidden, a line over 64 KiB).
-    """
-    with trio.move_on_after(_LINGER_S):
-        try:
-            await stream.send_eof()
-            while await stream.receive_some(_RECEIVE_BYTES):
-                pass
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-
-
-async def _write_lines(output: _Output, lines: trio.MemoryReceiveChannel[bytes]) -> None:
-    """Drains the queue of one client's lines, batching whatever is queued into one send."""
-    async with lines:
-        async for line in lines:
-            if not await output.send(b"".join([line, *take_waiting(lines, _WATCH_BATCH)])):
-                return  # the client left; request tasks see a closed channel and only log

@@ -1,0 +1,107 @@
+"""Everything written to one client's socket: answers directly when the socket is idle, the rest through a
+bounded queue drained by a writer task in batches; and the gentle close."""
+
+from __future__ import annotations
+
+import trio
+
+from bfxd.actors.channels import hand_over, take_waiting
+
+RECEIVE_BYTES = 64 * 1024
+WATCH_BATCH = 256  # lines moved per turn at most, by a watch's forwarder and by the writer: a whole queue
+_LINGER_S = 1.0  # how long a closing connection keeps reading (and discarding) for the client to close first
+
+
+class Output:
+    """Everything written to one client's socket: a final answer directly, the rest through the queue.
+
+    An answer goes straight to the socket when nothing is queued and no send is in progress: no task switch
+    on its way out, which is the answer path's last hop. Otherwise it joins the queue that the writer task
+    drains in batches. Watch lines always queue, so a stream keeps its order; independent answers may pass
+    each other, which the contract allows (answers carry their ``ref``).
+    """
+
+    __slots__ = ("_state", "queue")  # one per client, a thousand clients and more
+
+    def __init__(self, stream: trio.SocketStream, queue: trio.MemorySendChannel[bytes]) -> None:
+        self._state = _SocketState(stream)
+        self.queue = queue
+
+    def clone(self) -> Output:
+        """A handle with its own queue end: the writer stops once every handle is closed."""
+        twin = Output.__new__(Output)
+        twin._state, twin.queue = self._state, self.queue.clone()
+        return twin
+
+    async def answer(self, line: bytes) -> None:
+        if self.queue.statistics().current_buffer_used == 0 and not self._state.sending:
+            await self.send(line)
+        else:
+            await send_line(self.queue, line)
+
+    async def send(self, data: bytes) -> bool:
+        """Write *data* now, after the send in progress if any; False if the client has gone.
+
+        At most two tasks ever send: the writer, and a request task whose answer found the socket idle (an
+        answer that finds it busy queues), so a flag and one event do what a lock would, in less memory.
+        """
+        state = self._state
+        while state.sending:
+            if state.idle is None:
+                state.idle = trio.Event()
+            await state.idle.wait()
+        state.sending = True  # no checkpoint before the bytes go out, in the usual case
+        try:
+            await state.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        finally:
+            state.sending = False
+            if state.idle is not None:
+                state.idle.set()
+                state.idle = None
+        return True
+
+
+class _SocketState:
+    """Shared by one client's output handles: its socket, and whether a send is in progress."""
+
+    __slots__ = ("idle", "sending", "stream")
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.sending = False
+        self.idle: trio.Event | None = None  # set when the send in progress ends, for the one waiting
+
+
+
+
+async def send_line(out: trio.MemorySendChannel[bytes], line: bytes) -> None:
+    try:
+        await hand_over(out, line)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass  # the client left; the outcome is in the log
+
+
+async def linger(stream: trio.SocketStream) -> None:
+    """Close gently: half-close, then discard what the client still sends until it closes (bounded in time).
+
+    Closing a socket with unread input resets the connection: the client's next read fails (ECONNRESET) instead
+    of seeing the end, and its writes fail (EPIPE), so a client that sends before reading may never read our
+    last answer (busy, forbidden, a line over 64 KiB).
+    """
+    with trio.move_on_after(_LINGER_S):
+        try:
+            await stream.send_eof()
+            while await stream.receive_some(RECEIVE_BYTES):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def write_lines(output: Output, lines: trio.MemoryReceiveChannel[bytes]) -> None:
+    """Drains the queue of one client's lines, batching whatever is queued into one send."""
+    async with lines:
+        async for line in lines:
+            if not await output.send(b"".join([line, *take_waiting(lines, WATCH_BATCH)])):
+                return  # the client left; request tasks see a closed channel and only log
