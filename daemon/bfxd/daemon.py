@@ -131,7 +131,8 @@ async def run_daemon(
                                      board=board, commands=commands_out,
                                      channels=exchange_channels))
             await core.start(_run_then_set, partial(
-                run_inbox, listener, account=account, commands=commands_in, settings=inbox, stop=stop),
+                run_inbox, listener, account=account, commands=commands_in, settings=inbox, stop=stop,
+                metrics=metrics),
                 inbox_exited)
             # Everything allocated so far lives as long as the daemon: keep the cyclic GC from rescanning it
             # (full collections otherwise walk every module and class, a latency spike of milliseconds).

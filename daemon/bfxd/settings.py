@@ -38,6 +38,7 @@ def account_settings(config: Config) -> AccountSettings:
 
 def inbox_settings(config: Config) -> InboxSettings:
     return InboxSettings(
+        access=config.access,
         allowed_uids=config.socket.allowed_uids,
         max_clients=config.socket.max_clients,
         request_timeout=config.requests.timeout,

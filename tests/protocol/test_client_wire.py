@@ -238,7 +238,7 @@ class TestValidRequests:
 
     def test_ops_are_the_interface_ops(self) -> None:
         """The known ops are those of interface.md, plus those the README adds (hello)."""
-        assert frozenset({"ping", "hello", "status", "offers", "cancel", "cancel_all", "submit", "replace",
+        assert frozenset({"ping", "hello", "status", "offers", "cancel", "cancel_all", "submit", "replace", "metrics",
                           "watch"}) == OP_NAMES
 
 

@@ -27,12 +27,15 @@ import attrs
 import structlog
 import trio
 
+from bfxd.access import decide, forbidden_message, peer_groups
 from bfxd.actors.api import AccountClient
 from bfxd.actors.channels import take_waiting
 from bfxd.actors.client_output import RECEIVE_BYTES, WATCH_BATCH, Output, linger, send_line, write_lines
 from bfxd.actors.messages import WatcherCutOff, WatchEvent
 from bfxd.actors.ops import OPS, Op, OpContext
 from bfxd.actors.replies import Answer
+from bfxd.config import AccessConfig
+from bfxd.daemon_metrics import DaemonMetrics
 from bfxd.live import LiveSettings
 from bfxd.peer_identity import peer_identity
 from bfxd.protocol import client_wire as wire
@@ -47,6 +50,7 @@ log = structlog.get_logger()
 @attrs.frozen
 class InboxSettings:
     # From the config (settings.py derives them; the defaults live in config.py only).
+    access: AccessConfig  # who may use each role (access.py)
     allowed_uids: tuple[int, ...]
     max_clients: int
     request_timeout: float
@@ -68,10 +72,11 @@ async def run_inbox(
     commands: trio.MemorySendChannel[object],
     settings: LiveSettings[InboxSettings],
     stop: trio.Event,
+    metrics: DaemonMetrics | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve clients until *stop* is set and every request has its answer; then close *commands*."""
-    inbox = _Inbox(account, settings, stop)
+    inbox = _Inbox(account, settings, stop, metrics or DaemonMetrics())
     async with commands:  # closing it after the drain tells the router no more work will come
         structlog.contextvars.bind_contextvars(actor="inbox")
         async with trio.open_nursery() as clients:
@@ -90,8 +95,9 @@ async def run_inbox(
 
 
 class _Inbox:
-    def __init__(self, account: AccountClient, settings: LiveSettings[InboxSettings], stop: trio.Event) -> None:
-        self.account, self._settings, self.stop = account, settings, stop
+    def __init__(self, account: AccountClient, settings: LiveSettings[InboxSettings], stop: trio.Event,
+                 metrics: DaemonMetrics) -> None:
+        self.account, self._settings, self.stop, self.metrics = account, settings, stop, metrics
         self.client_ids = itertools.count(1)
         self.clients = 0
         self.inflight_writes = 0
@@ -120,6 +126,7 @@ class _Inbox:
         with structlog.contextvars.bound_contextvars(client_id=client_id, peer_pid=peer.pid, peer_uid=peer.uid,
                                                      peer_gid=peer.gid):
             self.clients += 1
+            self.metrics.clients.inc()
             log.info("client.connected", **peer_identity(peer.pid))
             try:
                 async with stream:
@@ -129,6 +136,7 @@ class _Inbox:
                 log.warning("client.error", error=f"{type(exc).__name__}: {exc}", exc_info=True)
             finally:
                 self.clients -= 1
+                self.metrics.clients.dec()
                 log.info("client.disconnected")
 
     async def _serve(self, stream: trio.SocketStream, client_id: int, peer: PeerCred) -> None:
@@ -150,9 +158,10 @@ class _Inbox:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(write_lines, output, out)
             async with out_in:
-                await self._read_requests(stream, client_id, output)
+                client = _Client(client_id, peer.uid, peer_groups(stream.socket, peer.pid, peer.gid))
+                await self._read_requests(stream, client, output)
 
-    async def _read_requests(self, stream: trio.SocketStream, client_id: int, output: Output) -> None:
+    async def _read_requests(self, stream: trio.SocketStream, client: _Client, output: Output) -> None:
         buffer, request_numbers = LineBuffer(), itertools.count(1)
         inflight = trio.Semaphore(self.settings.max_inflight)
         reading = trio.CancelScope()
@@ -161,7 +170,7 @@ class _Inbox:
         try:
             async with trio.open_nursery() as requests:
                 with reading:
-                    await self._read_lines(stream, buffer, inflight, requests, client_id, request_numbers, output,
+                    await self._read_lines(stream, buffer, inflight, requests, client, request_numbers, output,
                                            watches)
                 if not reading.cancelled_caught:  # the client left: its watches end now
                     watches.close()
@@ -171,7 +180,7 @@ class _Inbox:
             self._reader_scopes.discard(reading)
 
     async def _read_lines(self, stream: trio.SocketStream, buffer: LineBuffer, inflight: trio.Semaphore,
-                          requests: trio.Nursery, client_id: int, numbers: Iterator[int], output: Output,
+                          requests: trio.Nursery, client: _Client, numbers: Iterator[int], output: Output,
                           watches: _Watches) -> None:
         while True:
             try:
@@ -187,12 +196,12 @@ class _Inbox:
                         inflight.acquire_nowait()  # no checkpoint (so no task switch) while there is room
                     except trio.WouldBlock:
                         await inflight.acquire()
-                    request_id = f"{client_id}.{next(numbers)}"
+                    request_id = f"{client.id}.{next(numbers)}"
                     # Begun here, in the reader: an input reaches the router without waiting for its own task
                     # to be scheduled first. The task waits for the answer and writes it; it is started inside
                     # the binding, so its copy of the context carries the request id too.
                     with structlog.contextvars.bound_contextvars(request_id=request_id):
-                        job = self._begin(line, request_id)
+                        job = self._begin(line, request_id, client)
                         requests.start_soon(self._finish, job, output.clone(), inflight, watches)
             except LineTooLong as exc:
                 log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
@@ -200,7 +209,7 @@ class _Inbox:
                                                           f"{exc}; closing the connection"))
                 return
 
-    def _begin(self, line: bytes, request_id: str) -> _Job:
+    def _begin(self, line: bytes, request_id: str, client: _Client) -> _Job:
         """Parse and log one request, and start it; never blocks."""
         try:
             request = parse_request(line)
@@ -211,13 +220,19 @@ class _Inbox:
         fields = {"op": request.op, "ref": request.ref, **op.audit(request)}
         log.info("command.received", **fields)
         job = _Job(request, op, fields, trio.current_time())
-        if self.stop.is_set():
+        rule = decide(request.op, client.uid, client.gids, self.settings.access)
+        if rule is not None:
+            job.answer = Answer(wire.error_line(request.op, request.ref, wire.FORBIDDEN,
+                                                forbidden_message(request.op, client.uid, rule), rule=rule),
+                                wire.FORBIDDEN, {"rule": rule})
+        elif self.stop.is_set():
             job.answer = Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN,
                                                 "the daemon is stopping"), wire.SHUTTING_DOWN)
         elif not op.streaming:
             if op.writes:
                 self.inflight_writes += 1  # the task's ``_run`` counts it down, whatever happens
-            job.wait = op.begin(request, OpContext(self.account, request_id, self.settings.request_timeout))
+            job.wait = op.begin(request, OpContext(self.account, request_id, self.settings.request_timeout,
+                                                   self.metrics))
         return job
 
     async def _finish(self, job: _Job, output: Output, inflight: trio.Semaphore, watches: _Watches) -> None:
@@ -239,9 +254,12 @@ class _Inbox:
             return
         if answer is None:
             answer = await self._run(job)
-        latency_ms = round((trio.current_time() - job.started) * 1000, 3)
+        took = trio.current_time() - job.started
+        latency_ms = round(took * 1000, 3)
         await output.answer(answer.line)  # the answer first: the audit line is not on the client's critical path
         log.info("command.completed", **job.fields, outcome=answer.outcome, latency_ms=latency_ms, **answer.fields)
+        self.metrics.requests(request.op, answer.outcome).inc()
+        self.metrics.request_duration(request.op).observe(took)
 
     async def _run(self, job: _Job) -> Answer:
         request, wait = job.request, job.wait
@@ -292,6 +310,15 @@ class _Inbox:
             version = snapshot.version
             await send_line(out, wire.event_line("state", state=snapshot.state, detail=snapshot.detail,
                                              since=round(snapshot.since, 3)))
+
+
+@attrs.frozen
+class _Client:
+    """Who is on the other end of one connection, as the kernel recorded it at connect."""
+
+    id: int
+    uid: int
+    gids: frozenset[int]  # primary and supplementary groups, for the access rules
 
 
 @attrs.define

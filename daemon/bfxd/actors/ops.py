@@ -20,6 +20,7 @@ import trio
 import bfxd
 from bfxd.actors.api import AccountClient
 from bfxd.actors.replies import Answer, Reply, cancel_reply, refused, submit_reply
+from bfxd.daemon_metrics import DaemonMetrics
 from bfxd.logconfig import log_health
 from bfxd.protocol import client_wire as wire
 from bfxd.protocol.client_requests import (
@@ -27,6 +28,7 @@ from bfxd.protocol.client_requests import (
     CancelAllRequest,
     CancelRequest,
     HelloRequest,
+    MetricsRequest,
     OffersRequest,
     PingRequest,
     ReplaceRequest,
@@ -45,6 +47,7 @@ class OpContext:
     account: AccountClient
     request_id: str
     default_timeout: float
+    metrics: DaemonMetrics
 
 
 Wait = Callable[[], Awaitable[Answer]]
@@ -106,6 +109,10 @@ def _status(request: StatusRequest, context: OpContext) -> Answer:
 def _hello(request: HelloRequest, context: OpContext) -> Answer:
     return Answer(wire.answer_line(request.op, request.ref, protocol=PROTOCOL_VERSION, version=_version(),
                                    ops=sorted(OP_NAMES), events=list(WATCH_EVENTS)), "ok")
+
+
+def _metrics(request: MetricsRequest, context: OpContext) -> Answer:
+    return Answer(wire.answer_line(request.op, request.ref, text=context.metrics.render()), "ok")
 
 
 def _begin_cancel(request: CancelRequest, context: OpContext) -> Wait:
@@ -248,6 +255,7 @@ OPS: dict[type, Op] = {
     PingRequest: Op(_at_once(_ping)),
     HelloRequest: Op(_at_once(_hello)),
     StatusRequest: Op(_at_once(_status)),
+    MetricsRequest: Op(_at_once(_metrics)),
     OffersRequest: Op(_begin_offers, audit=lambda r: {"symbol": r.symbol} if r.symbol else {}),
     CancelRequest: Op(_begin_cancel, audit=lambda r: _with_timeout({"offer_id": r.offer_id}, r), writes=True),
     CancelAllRequest: Op(_begin_cancel_all, writes=True,

@@ -55,6 +55,12 @@ class HelloRequest:
 
 
 @attrs.frozen
+class MetricsRequest:
+    ref: Ref = None
+    op = "metrics"
+
+
+@attrs.frozen
 class StatusRequest:
     ref: Ref = None
     op = "status"
@@ -124,8 +130,8 @@ class WatchRequest:
     op = "watch"
 
 
-Request = (PingRequest | HelloRequest | StatusRequest | OffersRequest | CancelRequest | CancelAllRequest
-           | SubmitRequest | ReplaceRequest | WatchRequest)
+Request = (PingRequest | HelloRequest | MetricsRequest | StatusRequest | OffersRequest | CancelRequest
+           | CancelAllRequest | SubmitRequest | ReplaceRequest | WatchRequest)
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -228,6 +234,7 @@ def _replace(m: dict[str, Any], ref: Ref) -> ReplaceRequest:
 _PARSERS: dict[str, Callable[[dict[str, Any], Ref], Request]] = {
     "ping": lambda m, ref: PingRequest(ref=ref),
     "hello": lambda m, ref: HelloRequest(ref=ref),
+    "metrics": lambda m, ref: MetricsRequest(ref=ref),
     "status": lambda m, ref: StatusRequest(ref=ref),
     "offers": lambda m, ref: OffersRequest(ref=ref, symbol=_symbol(m), timeout=_timeout(m), deadline=_deadline(m)),
     "cancel": lambda m, ref: CancelRequest(offer_id=_offer_id(m), ref=ref, timeout=_timeout(m),
