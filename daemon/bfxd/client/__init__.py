@@ -15,10 +15,6 @@ per error type of the protocol (``bfxd.client.errors``). The protocol itself is 
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~10 ms to import: bfxctl feels it
-if TYPE_CHECKING:
-    from typing import Any
-
 from bfxd.client.codec import DEFAULT_SOCKET, DEFAULT_TIMEOUT, PROTOCOLS
 from bfxd.client.errors import (
     BadAnswer,
@@ -52,7 +48,10 @@ from bfxd.client.models import (
 )
 from bfxd.client.sync import Client, Watch
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
 if TYPE_CHECKING:
+    from typing import Any
+
     from bfxd.client.aio import AsyncClient, AsyncWatch
     from bfxd.client.events import (
         CreditEvent,

@@ -4,6 +4,10 @@ Imported only when ``bfxd.client.AsyncClient`` is first used: asyncio costs tens
 which a blocking caller (bfxctl) should not pay.
 """
 
+# ASYNC109: `timeout` here is the request's deadline, sent to the daemon (as in Client), not a local wait that a
+# cancel scope could replace: the daemon must know it to answer not_ready / timeout in time.
+# ruff: noqa: ASYNC109
+
 from __future__ import annotations
 
 import asyncio
@@ -11,15 +15,15 @@ import os
 import time
 from collections.abc import Iterable
 from decimal import Decimal
-TYPE_CHECKING = False  # typing costs ~10 ms to import: bfxctl feels it
+
+from bfxd.client import codec, errors, models
+from bfxd.client.sync import _REASONS, RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY
+
+TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
 if TYPE_CHECKING:
     from typing import Any
 
-from bfxd.client import codec, errors, models
-
-if TYPE_CHECKING:
     from bfxd.client import events
-from bfxd.client.sync import _REASONS, RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY
 
 
 class _Link:
@@ -115,7 +119,7 @@ class AsyncClient:
                 delay = min(delay * 2, RECONNECT_MAX_DELAY)
         if self.check_protocol:
             try:
-                self.server = codec.hello_from(*await _ask(link, {"op": "hello", "ref": self._next_ref()},
+                self.server = codec.hello_from(*await _ask(link, codec.hello_request(self._next_ref(), deadline),
                                                            deadline))
             except BaseException:
                 link.close()
@@ -194,9 +198,9 @@ class AsyncClient:
         return codec.result(*await self._call(request, timeout), request["op"])
 
     async def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
-        answer, _ = await self._call({"op": op, **fields}, timeout)
+        answer, text = await self._call({"op": op, **fields}, timeout)
         if answer.get("ok") is not True:
-            raise errors.error_from_answer(answer)
+            raise errors.error_from_answer(answer, text)
         return answer
 
     async def hello(self, *, timeout: float | None = None) -> models.Hello:
@@ -254,7 +258,7 @@ class AsyncClient:
             raise
         if answer.get("ok") is not True:
             link.close()
-            raise errors.error_from_answer(answer)
+            raise errors.error_from_answer(answer, text)
         return AsyncWatch(link, text)
 
 
@@ -282,7 +286,7 @@ class AsyncWatch:
                         await self.aclose()
                     return event
                 if obj.get("ok") is False:
-                    raise errors.error_from_answer(obj)
+                    raise errors.error_from_answer(obj, text)
         except BaseException:
             await self.aclose()
             raise

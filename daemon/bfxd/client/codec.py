@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 from decimal import Decimal
-TYPE_CHECKING = False  # typing costs ~10 ms to import: bfxctl feels it
-if TYPE_CHECKING:
-    from typing import Any
 
 from bfxd.client import errors, models
+
+TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_SOCKET = "/run/bfxd/bfxd.sock"
 DEFAULT_TIMEOUT = 10.0  # the daemon's default request deadline (requests.timeout)
@@ -124,10 +125,18 @@ def stamp(request: dict[str, Any], deadline: float, timeout: float) -> dict[str,
     return {**request, "deadline": round(deadline, 3), "timeout": min(max(round(timeout, 3), 0.001), MAX_TIMEOUT)}
 
 
+def hello_request(ref: int, deadline: float) -> dict[str, Any]:
+    """The hello that opens a connection, stamped with what is left of the monotonic *deadline*."""
+    import time
+
+    timeout = max(deadline - time.monotonic() - ANSWER_GRACE, 0.001)
+    return stamp({"op": "hello", "ref": ref}, time.time() + timeout, timeout)
+
+
 def hello_from(answer: dict[str, Any], text: str) -> models.Hello:
     """The daemon's hello, checked: an unknown_op answer is an older daemon (protocol 0)."""
     if answer.get("ok") is False:
-        error = errors.error_from_answer(answer)
+        error = errors.error_from_answer(answer, text)
         if isinstance(error, errors.UnknownOp):
             return models.Hello(0, None, PROTOCOL_0_OPS, PROTOCOL_0_EVENTS, text)
         raise error
@@ -147,7 +156,7 @@ def result(answer: dict[str, Any], text: str, op: str) -> Any:
     if answer.get("ok") is not True:
         cancelled = answer.get("cancelled")
         raise errors.error_from_answer(
-            answer, cancelled=models.Offer.from_json(cancelled) if isinstance(cancelled, dict) else None)
+            answer, text, cancelled=models.Offer.from_json(cancelled) if isinstance(cancelled, dict) else None)
     try:
         if op == "status":
             return models.status_from_json(answer.get("status"), text)
@@ -185,7 +194,7 @@ def cancel_result(answer: dict[str, Any], text: str = "") -> models.CancelResult
     offer_id = answer.get("id", parsed.id if parsed else None)
     if answer.get("ok") is True:
         return models.CancelResult(offer_id, True, answer.get("status"), answer.get("text"), parsed, None, text)
-    return models.CancelResult(offer_id, False, None, None, parsed, errors.error_from_answer(answer), text)
+    return models.CancelResult(offer_id, False, None, None, parsed, errors.error_from_answer(answer, text), text)
 
 
 def cancel_all_result(answer: dict[str, Any], text: str) -> models.Rows:
@@ -193,7 +202,7 @@ def cancel_all_result(answer: dict[str, Any], text: str) -> models.Rows:
     if not isinstance(results, list):  # a request-level error (not_ready, busy...): nothing was cancelled
         if answer.get("ok") is True:
             raise errors.BadAnswer("cancel_all answer without results")
-        raise errors.error_from_answer(answer)
+        raise errors.error_from_answer(answer, text)
     return models.Rows((cancel_result(r) for r in results if isinstance(r, dict)), text)
 
 

@@ -8,7 +8,7 @@ twice (``not_sent``, ``not_confirmed``, ``not_ready``, a refused connection...).
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # typing costs ~10 ms to import: bfxctl feels it
+TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
 if TYPE_CHECKING:
     from typing import Any
 
@@ -21,7 +21,7 @@ class BfxdError(Exception):
 
     def __init__(self, message: str, *, type: str | None = None, status: str | None = None,
                  text: str | None = None, answer: dict[str, Any] | None = None,
-                 cancelled: Any = None) -> None:
+                 cancelled: Any = None, line: str = "") -> None:
         super().__init__(message)
         if type is not None:
             self.type = type
@@ -30,6 +30,7 @@ class BfxdError(Exception):
         self.text = text  # the exchange's own text, e.g. "Offer not found"
         self.answer = answer  # the whole answer line, parsed (None for the client's own errors)
         self.cancelled = cancelled  # replace only: the old offer, cancelled before the failure (an Offer)
+        self.line = line  # the answer line as the daemon sent it ("" for the client's own errors)
 
     def __str__(self) -> str:
         detail = f" ({self.status}: {self.text})" if self.text else ""
@@ -137,7 +138,7 @@ CLIENT_ERRORS: dict[str, type[BfxdError]] = {cls.type: cls for cls in (
     DaemonUnreachable, ConnectionLost, NoAnswer, BadAnswer, ProtocolMismatch)}
 
 
-def error_from_answer(answer: dict[str, Any], *, cancelled: Any = None) -> BfxdError:
+def error_from_answer(answer: dict[str, Any], line: str = "", *, cancelled: Any = None) -> BfxdError:
     """The exception for an ``{"ok": false, "error": {...}}`` answer; an unknown type gives a plain BfxdError."""
     error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
     kind = error.get("type") if isinstance(error.get("type"), str) else "error"
@@ -145,4 +146,4 @@ def error_from_answer(answer: dict[str, Any], *, cancelled: Any = None) -> BfxdE
     status, text = error.get("status"), error.get("text")
     cls = WIRE_ERRORS.get(kind, BfxdError)
     return cls(message, type=kind, status=status if isinstance(status, str) else None,
-               text=text if isinstance(text, str) else None, answer=answer, cancelled=cancelled)
+               text=text if isinstance(text, str) else None, answer=answer, cancelled=cancelled, line=line)

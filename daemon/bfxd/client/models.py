@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from bfxd.client.errors import BadAnswer
+
 TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
 if TYPE_CHECKING:
     from datetime import datetime
     from typing import Any
-
-from bfxd.client.errors import BadAnswer
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -145,7 +145,7 @@ class Wallet:
                    available=_decimal(d.get("available")))
 
 
-class Rows(tuple):  # noqa: SLOT001 - a tuple that also remembers the answer line it came from
+class Rows(tuple):
     """An immutable list of results (offers, wallets, credits, loans) with the daemon's answer ``line``."""
 
     line: str

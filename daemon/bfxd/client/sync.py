@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
-TYPE_CHECKING = False  # typing costs ~10 ms to import: bfxctl feels it
-if TYPE_CHECKING:
-    from typing import Any
 
 from bfxd.client import codec, errors, models
 
+TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
 if TYPE_CHECKING:
+    from typing import Any
+
     from bfxd.client import events
 
 RECONNECT_FIRST_DELAY = 0.05  # after a drop, the daemon may be restarting: try again, a bit slower each time
@@ -122,8 +122,7 @@ class Client:
         return link
 
     def _hello_on(self, link: _Link, deadline: float) -> models.Hello:
-        request = {"op": "hello", "ref": self._next_ref()}
-        return codec.hello_from(*_ask(link, request, deadline))
+        return codec.hello_from(*_ask(link, codec.hello_request(self._next_ref(), deadline), deadline))
 
     def _drop(self) -> None:
         if self._link is not None:
@@ -208,7 +207,7 @@ class Client:
         """Any op, answered as the parsed answer object (floats as Decimal); raises on an error answer."""
         answer, text = self._call({"op": op, **fields}, timeout)
         if answer.get("ok") is not True:
-            raise errors.error_from_answer(answer)
+            raise errors.error_from_answer(answer, text)
         return answer
 
     def hello(self, *, timeout: float | None = None) -> models.Hello:
@@ -273,7 +272,7 @@ class Client:
             raise
         if answer.get("ok") is not True:
             link.close()
-            raise errors.error_from_answer(answer)
+            raise errors.error_from_answer(answer, text)
         return Watch(link, text)
 
 
@@ -304,7 +303,7 @@ class Watch:
                         self.close()
                     return event
                 if obj.get("ok") is False:  # e.g. shutting_down, for the watch as a whole
-                    raise errors.error_from_answer(obj)
+                    raise errors.error_from_answer(obj, text)
         except BaseException:
             self.close()
             raise
