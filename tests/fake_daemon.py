@@ -112,6 +112,7 @@ class FakeDaemon:
         self.hellos: list[dict] = []
         self.errors: list[BaseException] = []
         self.connections = 0
+        self.current: socket.socket | None = None  # the connection being served, shut down by stop()
         self.release, self.stopping = threading.Event(), False
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.path)
@@ -130,6 +131,7 @@ class FakeDaemon:
                 if self.stopping:
                     return
                 self.connections += 1
+                self.current = conn
                 conn.settimeout(GUARD)
                 try:
                     self.handler(Peer(conn, self))
@@ -139,6 +141,11 @@ class FakeDaemon:
     def stop(self) -> None:
         self.stopping = True
         self.release.set()
+        if (current := self.current) is not None:  # a handler still reading a client the test left open
+            try:
+                current.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:  # unblocks accept()
             wake.connect(self.path)
         self.thread.join(GUARD)
