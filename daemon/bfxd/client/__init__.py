@@ -7,7 +7,8 @@
             print(offer.id, offer.amount, offer.rate)
 
 ``Client`` blocks; ``AsyncClient`` has the same methods for asyncio. Standard library only: importing this
-package imports neither Trio nor asyncio (``AsyncClient`` loads asyncio when first named). Results are frozen
+package imports neither Trio nor asyncio (``AsyncClient`` loads asyncio, and the result classes dataclasses,
+when first named or used). Results are frozen
 dataclasses (``bfxd.client.models``), amounts and rates ``Decimal``; errors are ``BfxdError`` subclasses, one
 per error type of the protocol (``bfxd.client.errors``). The protocol itself is described, as a JSON Schema
 (2020-12) of every request, answer and event, by ``schema()``.
@@ -35,17 +36,6 @@ from bfxd.client.errors import (
     ShuttingDown,
     UnknownOp,
 )
-from bfxd.client.models import (
-    CancelResult,
-    Credit,
-    Hello,
-    Loan,
-    Offer,
-    ReplaceResult,
-    Status,
-    SubmitResult,
-    Wallet,
-)
 from bfxd.client.sync import Client, Watch
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
@@ -65,7 +55,11 @@ if TYPE_CHECKING:
         WatchEnded,
     )
 
-_LAZY = {"AsyncClient": "aio", "AsyncWatch": "aio", "CreditEvent": "events", "Event": "events",
+# Loaded when first named: asyncio, and dataclasses (with the inspect module it imports), cost tens of
+# milliseconds each, which `bfxctl status` must not pay.
+_LAZY = {"AsyncClient": "aio", "AsyncWatch": "aio", "CancelResult": "models", "Credit": "models",
+         "Hello": "models", "Loan": "models", "Offer": "models", "ReplaceResult": "models", "Status": "models",
+         "SubmitResult": "models", "Wallet": "models", "CreditEvent": "events", "Event": "events",
          "LoanEvent": "events", "NotificationEvent": "events", "OfferEvent": "events", "StateEvent": "events",
          "UnknownEvent": "events", "WalletEvent": "events", "WatchEnded": "events"}
 
@@ -80,7 +74,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # asyncio, and the event classes, only for those who use them: each costs bfxctl milliseconds at start-up
     if name in _LAZY:
         import importlib
 

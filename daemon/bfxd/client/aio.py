@@ -96,7 +96,7 @@ class AsyncClient:
         self.path = codec.socket_path(path)
         self.timeout = timeout
         self.check_protocol = check_protocol
-        self.server: models.Hello | None = None
+        self._hello: tuple[dict[str, Any], str] | None = None
         self._link: _Link | None = None
         self._dropped = False
         self._ref = 0
@@ -119,8 +119,8 @@ class AsyncClient:
                 delay = min(delay * 2, RECONNECT_MAX_DELAY)
         if self.check_protocol:
             try:
-                self.server = codec.hello_from(*await _ask(link, codec.hello_request(self._next_ref(), deadline),
-                                                           deadline))
+                self._hello = await _ask(link, codec.hello_request(self._next_ref(), deadline), deadline)
+                codec.check_hello(*self._hello)
             except BaseException:
                 link.close()
                 raise
@@ -197,15 +197,21 @@ class AsyncClient:
     async def _typed(self, request: dict[str, Any], timeout: float | None) -> Any:
         return codec.result(*await self._call(request, timeout), request["op"])
 
-    async def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+    async def call(self, op: str, *, timeout: float | None = None, **fields: Any) -> tuple[dict[str, Any], str]:
+        """Any op, untyped: the answer object (floats as Decimal) and its line; raises on an error answer."""
         answer, text = await self._call({"op": op, **fields}, timeout)
         if answer.get("ok") is not True:
             raise errors.error_from_answer(answer, text)
-        return answer
+        return answer, text
 
     async def hello(self, *, timeout: float | None = None) -> models.Hello:
-        self.server = codec.hello_from(*await self._call({"op": "hello"}, timeout))
-        return self.server
+        self._hello = await self._call({"op": "hello"}, timeout)
+        return codec.hello_from(*self._hello)
+
+    @property
+    def server(self) -> models.Hello | None:
+        """The daemon's hello from the last connection (None before the first, or without check_protocol)."""
+        return None if self._hello is None else codec.hello_from(*self._hello)
 
     async def status(self, *, timeout: float | None = None) -> models.Status:
         return await self._typed({"op": "status"}, timeout)

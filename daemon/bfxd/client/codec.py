@@ -10,11 +10,15 @@ import json
 import os
 from decimal import Decimal
 
-from bfxd.client import errors, models
+from bfxd.client import errors
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
 if TYPE_CHECKING:
     from typing import Any
+
+    from bfxd.client import models
+# bfxd.client.models is imported where a result is built, not here: dataclasses (and the inspect module it
+# loads) cost tens of milliseconds, which `bfxctl status` (raw answers) must not pay.
 
 DEFAULT_SOCKET = "/run/bfxd/bfxd.sock"
 DEFAULT_TIMEOUT = 10.0  # the daemon's default request deadline (requests.timeout)
@@ -133,12 +137,13 @@ def hello_request(ref: int, deadline: float) -> dict[str, Any]:
     return stamp({"op": "hello", "ref": ref}, time.time() + timeout, timeout)
 
 
-def hello_from(answer: dict[str, Any], text: str) -> models.Hello:
-    """The daemon's hello, checked: an unknown_op answer is an older daemon (protocol 0)."""
+def check_hello(answer: dict[str, Any], text: str) -> int:
+    """The daemon's protocol version, checked: an unknown_op answer is an older daemon (protocol 0); a version
+    this client does not know raises ProtocolMismatch; any other error answer raises its error."""
     if answer.get("ok") is False:
         error = errors.error_from_answer(answer, text)
         if isinstance(error, errors.UnknownOp):
-            return models.Hello(0, None, PROTOCOL_0_OPS, PROTOCOL_0_EVENTS, text)
+            return 0
         raise error
     protocol = answer.get("protocol")
     if isinstance(protocol, bool) or not isinstance(protocol, int):
@@ -147,12 +152,23 @@ def hello_from(answer: dict[str, Any], text: str) -> models.Hello:
         raise errors.ProtocolMismatch(
             f"bfxd {answer.get('version') or '?'} speaks protocol {protocol}; this client knows "
             f"{', '.join(map(str, sorted(PROTOCOLS)))}: upgrade the client (bfxd package) to match the daemon")
-    return models.Hello(protocol, answer.get("version"), frozenset(answer.get("ops") or ()),
+    return protocol
+
+
+def hello_from(answer: dict[str, Any], text: str) -> models.Hello:
+    """The daemon's hello as a Hello, checked as check_hello does."""
+    from bfxd.client import models
+
+    if check_hello(answer, text) == 0:
+        return models.Hello(0, None, PROTOCOL_0_OPS, PROTOCOL_0_EVENTS, text)
+    return models.Hello(answer["protocol"], answer.get("version"), frozenset(answer.get("ops") or ()),
                         frozenset(answer.get("events") or ()), text)
 
 
 def result(answer: dict[str, Any], text: str, op: str) -> Any:
     """The typed result of a successful answer of *op*; the exception of a failed one is raised."""
+    from bfxd.client import models
+
     if answer.get("ok") is not True:
         cancelled = answer.get("cancelled")
         raise errors.error_from_answer(
@@ -189,6 +205,8 @@ def _list(answer: dict[str, Any], key: str) -> list[Any]:
 
 def cancel_result(answer: dict[str, Any], text: str = "") -> models.CancelResult:
     """One cancel's outcome as a value (never raised): for cancel_many and cancel_all's results."""
+    from bfxd.client import models
+
     offer = answer.get("offer")
     parsed = models.Offer.from_json(offer) if isinstance(offer, dict) else None
     offer_id = answer.get("id", parsed.id if parsed else None)
@@ -198,6 +216,8 @@ def cancel_result(answer: dict[str, Any], text: str = "") -> models.CancelResult
 
 
 def cancel_all_result(answer: dict[str, Any], text: str) -> models.Rows:
+    from bfxd.client import models
+
     results = answer.get("results")
     if not isinstance(results, list):  # a request-level error (not_ready, busy...): nothing was cancelled
         if answer.get("ok") is True:
@@ -234,6 +254,8 @@ def replace_request(offer_id: int, rate: Any, amount: Any, period: int | None, t
 
 
 def cancel_outcome(batch: Batch, request: dict[str, Any]) -> models.CancelResult:
+    from bfxd.client import models
+
     got = batch.answers.get(request["ref"])
     if got is None:
         lost = errors.ConnectionLost(f"bfxd closed the connection before answering the cancel of "

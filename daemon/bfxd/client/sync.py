@@ -9,13 +9,13 @@ import time
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
-from bfxd.client import codec, errors, models
+from bfxd.client import codec, errors
 
 TYPE_CHECKING = False  # typing costs ~10 ms to import, and bfxctl feels every one of them
 if TYPE_CHECKING:
     from typing import Any
 
-    from bfxd.client import events
+    from bfxd.client import events, models
 
 RECONNECT_FIRST_DELAY = 0.05  # after a drop, the daemon may be restarting: try again, a bit slower each time
 RECONNECT_MAX_DELAY = 1.0
@@ -88,7 +88,7 @@ class Client:
         self.path = codec.socket_path(path)
         self.timeout = timeout
         self.check_protocol = check_protocol
-        self.server: models.Hello | None = None  # the daemon's hello, from the last connection
+        self._hello: tuple[dict[str, Any], str] | None = None  # the daemon's hello answer, last connection
         self._link: _Link | None = None
         self._dropped = False  # a connection was lost: the next connect waits for a restarting daemon
         self._ref = 0
@@ -114,15 +114,22 @@ class Client:
                 delay = min(delay * 2, RECONNECT_MAX_DELAY)
         if self.check_protocol:
             try:
-                self.server = self._hello_on(link, deadline)
+                self._hello = self._hello_on(link, deadline)
             except BaseException:
                 link.close()
                 raise
         self._dropped = False
         return link
 
-    def _hello_on(self, link: _Link, deadline: float) -> models.Hello:
-        return codec.hello_from(*_ask(link, codec.hello_request(self._next_ref(), deadline), deadline))
+    def _hello_on(self, link: _Link, deadline: float) -> tuple[dict[str, Any], str]:
+        answer = _ask(link, codec.hello_request(self._next_ref(), deadline), deadline)
+        codec.check_hello(*answer)
+        return answer
+
+    @property
+    def server(self) -> models.Hello | None:
+        """The daemon's hello from the last connection (None before the first, or without check_protocol)."""
+        return None if self._hello is None else codec.hello_from(*self._hello)
 
     def _drop(self) -> None:
         if self._link is not None:
@@ -203,17 +210,18 @@ class Client:
     def _typed(self, request: dict[str, Any], timeout: float | None) -> Any:
         return codec.result(*self._call(request, timeout), request["op"])
 
-    def request(self, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
-        """Any op, answered as the parsed answer object (floats as Decimal); raises on an error answer."""
+    def call(self, op: str, *, timeout: float | None = None, **fields: Any) -> tuple[dict[str, Any], str]:
+        """Any op, untyped: the answer object (floats as Decimal) and its line as sent; raises on an error answer.
+        For ops this client has no method for, and for callers that want the answer as it came."""
         answer, text = self._call({"op": op, **fields}, timeout)
         if answer.get("ok") is not True:
             raise errors.error_from_answer(answer, text)
-        return answer
+        return answer, text
 
     def hello(self, *, timeout: float | None = None) -> models.Hello:
         """Protocol version, daemon version, ops and events; protocol 0 for a daemon older than hello."""
-        self.server = codec.hello_from(*self._call({"op": "hello"}, timeout))
-        return self.server
+        self._hello = self._call({"op": "hello"}, timeout)
+        return codec.hello_from(*self._hello)
 
     def status(self, *, timeout: float | None = None) -> models.Status:
         return self._typed({"op": "status"}, timeout)
