@@ -91,3 +91,19 @@ def test_an_older_daemon_is_refused_clearly(serve) -> None:
 def test_no_daemon_exits_3(tmp_path) -> None:
     result = run_bot(str(tmp_path / "none.sock"))
     assert result.returncode == 3 and "unreachable" in result.stderr
+
+
+def test_the_readme_bot_runs(serve, monkeypatch, capsys) -> None:
+    """The README's bot (section "Client library"), run as written against the fake account."""
+    readme = (Path(__file__).parent.parent.parent / "README.md").read_text()
+    section = readme[readme.index("### Client library"):]
+    code = section[section.index("```python\n") + 10: section.index("```\n", section.index("```python\n") + 10)]
+    assert 12 <= len(code.splitlines()) <= 20, "the README promises a bot in about 15 lines"
+    now = int(time.time() * 1000)
+    account = Account(Decimal(1000), [{**OFFER, "id": 1, "rate": 0.0001, "amount": 200, "mts_created": now}])
+    daemon = serve(account)
+    monkeypatch.setenv("BFXD_SOCKET", daemon.path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert daemon.ops == ["offers", "cancel", "wallets", "submit", "submit", "submit"]
+    assert [Decimal(r["amount"]) for r in daemon.requests if r["op"] == "submit"] == [500, 500, 200]
+    assert capsys.readouterr().out.count("placed") == 3
