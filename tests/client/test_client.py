@@ -302,3 +302,20 @@ def test_importing_the_client_imports_no_trio_and_no_asyncio() -> None:
             "print(sorted(heavy & set(sys.modules))); bfxd.client.AsyncClient; print('asyncio' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=GUARD, check=True)
     assert result.stdout.split("\n")[:2] == ["[]", "True"]
+
+
+@pytest.mark.parametrize("stray", [{"ok": True, "op": "status", "ref": [1]}, {"ok": True, "op": "status", "ref": True},
+                                   {"ok": True, "op": "status", "ref": "other"}])
+def test_lines_that_are_not_ours_are_skipped(serve, stray) -> None:
+    """A line whose ref is not one the client sent (a list, a boolean, another string) is skipped, not taken."""
+    import json
+
+    def handler(peer: Peer) -> None:
+        request = peer.read()
+        peer.conn.sendall(json.dumps(stray).encode() + b"\n")
+        peer.send(ok(request, status=STATUS))
+        peer.read_or_none()
+
+    daemon = serve(handler)
+    with Client(daemon.path) as bfxd:
+        assert bfxd.status().ready

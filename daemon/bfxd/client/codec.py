@@ -98,6 +98,7 @@ class Batch:
 
     def __init__(self, requests: list[dict[str, Any]]) -> None:
         self.requests = requests
+        self.refs = {r["ref"] for r in requests}
         self.answers: dict[Any, tuple[dict[str, Any], str]] = {}
 
     @property
@@ -114,7 +115,7 @@ class Batch:
         ref = obj.get("ref")
         if "event" in obj:
             return
-        if any(r["ref"] == ref for r in self.requests):
+        if isinstance(ref, int | str) and not isinstance(ref, bool) and ref in self.refs:  # True == 1: not ours
             self.answers.setdefault(ref, (obj, text))
         elif ref is None and obj.get("ok") is False:
             for request in self.waiting:
