@@ -319,3 +319,39 @@ def test_lines_that_are_not_ours_are_skipped(serve, stray) -> None:
     daemon = serve(handler)
     with Client(daemon.path) as bfxd:
         assert bfxd.status().ready
+
+
+def test_a_write_is_resent_only_when_it_was_not_sent(serve) -> None:
+    """The daemon closed the idle connection (a restart): the next submit fails to write on it, so it was not
+    sent; the client sends it on a new connection, and the daemon sees it exactly once."""
+    import socket
+    import threading
+
+    closed = threading.Event()
+
+    def handler(peer: Peer) -> None:
+        request = peer.read()
+        if request["op"] == "status":
+            peer.send(ok(request, status=STATUS))
+            peer.conn.shutdown(socket.SHUT_RDWR)  # the client's connection is now dead, and it does not know yet
+            closed.set()
+            return
+        peer.send(ok(request, offer=OFFER, status="SUCCESS", text="ok"))
+        peer.read_or_none()
+
+    daemon = serve(handler)
+    with Client(daemon.path) as bfxd:
+        bfxd.status()
+        assert closed.wait(GUARD)
+        assert bfxd.submit("fUSD", 100, "0.0002", 2).offer.id == OFFER["id"]
+    assert daemon.ops == ["status", "submit"] and daemon.connections == 2
+
+
+def test_one_client_shared_by_threads(serve) -> None:
+    """Eight threads cancelling through one Client each get the answer to their own request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    daemon = serve(answering(cancelled))
+    with Client(daemon.path) as bfxd, ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: bfxd.cancel(i).id, range(1, 41)))
+    assert ids == list(range(1, 41)) and daemon.connections == 1

@@ -157,9 +157,10 @@ class Client:
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout + codec.ANSWER_GRACE
         wire_deadline = time.time() + timeout
-        batch = codec.Batch([codec.stamp({**r, "ref": self._next_ref()}, wire_deadline, timeout) for r in requests])
         reads_only = all(r["op"] in codec.READS for r in requests)
-        with self._lock:
+        with self._lock:  # refs too are taken under it: `+= 1` is not atomic between threads
+            batch = codec.Batch([codec.stamp({**r, "ref": self._next_ref()}, wire_deadline, timeout)
+                                 for r in requests])
             for attempt in range(2):
                 link = self._link = self._link or self._open(deadline)
                 try:
@@ -174,7 +175,9 @@ class Client:
                         return batch
                     if attempt == 0:
                         continue
-                    raise errors.ConnectionLost("bfxd closed the connection before reading the request") from None
+                    lost = errors.ConnectionLost("bfxd closed the connection before reading the request: not sent")
+                    lost.safe_to_retry = True
+                    raise lost from None
                 try:
                     while not batch.done:
                         batch.take(*link.receive(deadline))
