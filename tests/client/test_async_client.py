@@ -117,3 +117,33 @@ def test_not_sent_raises_its_class(serve) -> None:
     with pytest.raises(errors.NotSent):
         asyncio.run(main())
     assert daemon.ops == ["replace"]
+
+
+def test_a_write_is_resent_only_when_it_was_not_sent(serve) -> None:
+    """As with Client: the daemon closed the idle connection, so the submit could not be written on it; it goes
+    out on a new connection, once."""
+    import socket
+    import threading
+
+    closed = threading.Event()
+
+    def handler(peer: Peer) -> None:
+        request = peer.read()
+        if request["op"] == "status":
+            peer.send(ok(request, status=STATUS))
+            peer.conn.shutdown(socket.SHUT_RDWR)
+            closed.set()
+            return
+        peer.send(ok(request, offer=OFFER, status="SUCCESS", text="ok"))
+        peer.read_or_none()
+
+    daemon = serve(handler)
+
+    async def main() -> int | None:
+        async with AsyncClient(daemon.path) as bfxd:
+            await bfxd.status()
+            assert await asyncio.to_thread(closed.wait, 10)
+            return (await bfxd.submit("fUSD", 100, "0.0002", 2)).offer.id
+
+    assert asyncio.run(main()) == OFFER["id"]
+    assert daemon.ops == ["status", "submit"] and daemon.connections == 2
