@@ -355,3 +355,14 @@ def test_one_client_shared_by_threads(serve) -> None:
     with Client(daemon.path) as bfxd, ThreadPoolExecutor(8) as pool:
         ids = list(pool.map(lambda i: bfxd.cancel(i).id, range(1, 41)))
     assert ids == list(range(1, 41)) and daemon.connections == 1
+
+
+def test_the_public_names_resolve_and_results_are_frozen_dataclasses() -> None:
+    """Every name in bfxd.client.__all__ resolves (some lazily); every result and event class is frozen."""
+    import dataclasses
+
+    values = [getattr(client, name) for name in client.__all__]
+    classes = [v for v in values if isinstance(v, type) and dataclasses.is_dataclass(v)]
+    assert {c.__name__ for c in classes} >= {"Offer", "Credit", "Wallet", "Hello", "Status", "CancelResult",
+                                             "SubmitResult", "ReplaceResult", "OfferEvent", "WatchEnded"}
+    assert all(c.__dataclass_params__.frozen for c in classes)
