@@ -10,124 +10,32 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+import time
 
 import pytest
+from tests import fake_daemon
+from tests.fake_daemon import (
+    GUARD,
+    OFFER,
+    STATUS,
+    Peer,
+    answering,
+    cancelled,
+    exchange_error,
+    ok,
+    refused,
+)
+from tests.jsonlines import split
 
 from bfxd import ctl
+from bfxd.client import codec, sync
 
-GUARD = 10.0  # seconds: an upper bound on waits that should end at once, never a delay
-
-OFFER = {"id": 41238934, "symbol": "fUSD", "mts_created": 1575293959000, "mts_updated": 1575294374000,
-         "amount": 500, "amount_orig": 500, "type": "LIMIT", "flags": 0, "status": "ACTIVE", "rate": 0.0002,
-         "period": 2, "notify": False, "hidden": False, "renew": False}
-STATUS = {"state": "ready", "authenticated": True, "user_id": 123, "since": "2024-01-01T00:00:00Z",
-          "last_message_age_s": 0.4, "reconnects": 0, "pending": 0, "offers": 1, "version": "0.1.0"}
+serve = fake_daemon.serve  # the fixture
 
 
-def ok(req: dict, **fields: object) -> dict:
-    return {"ok": True, "op": req["op"], "ref": req["ref"], **fields}
-
-
-def refused(req: dict, kind: str, message: str = "nope", **extra: object) -> dict:
-    error = {"type": kind, "message": message, **extra}
-    return {"ok": False, "op": req["op"], "ref": req["ref"], "error": error}
-
-
-def exchange_error(req: dict) -> dict:
-    return refused(req, "exchange", "the exchange refused", status="ERROR", text="Offer not found")
-
-
-def cancelled(req: dict) -> dict:
-    return ok(req, status="SUCCESS", text=f"Submitted for cancellation (ID: {req['id']}).",
-              offer={**OFFER, "id": req["id"]})
-
-
-class Peer:
-    """The daemon's side of one client connection, as seen by a scripted handler."""
-
-    def __init__(self, conn: socket.socket, daemon: FakeDaemon) -> None:
-        self.conn, self.daemon, self.reader = conn, daemon, conn.makefile("rb")
-
-    def read(self) -> dict:
-        line = self.reader.readline()
-        assert line.endswith(b"\n"), f"client closed or sent a partial line: {line!r}"
-        request = json.loads(line)
-        self.daemon.requests.append(request)
-        return request
-
-    def send(self, *lines: dict) -> None:
-        self.conn.sendall(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
-
-    def hang(self) -> None:
-        """Answer nothing until the test ends (the fixture releases it)."""
-        assert self.daemon.release.wait(GUARD), "hung handler was never released"
-
-
-Handler = Callable[[Peer], None]
-
-
-class FakeDaemon:
-    """Serves connections one after another, each with *handler*; records requests and handler errors."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.dir = tempfile.mkdtemp(prefix="bfxd-")
-        self.path = os.path.join(self.dir, "bfxd.sock")
-        self.handler, self.requests, self.errors = handler, [], []
-        self.release, self.stopping = threading.Event(), False
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(self.path)
-        self.listener.listen(8)
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            conn, _ = self.listener.accept()
-            with conn:
-                if self.stopping:
-                    return
-                conn.settimeout(GUARD)
-                try:
-                    self.handler(Peer(conn, self))
-                except Exception as exc:  # reported by the fixture, so the test fails
-                    self.errors.append(exc)
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.release.set()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:  # unblocks accept()
-            wake.connect(self.path)
-        self.thread.join(GUARD)
-        self.listener.close()
-        shutil.rmtree(self.dir)
-        assert not self.thread.is_alive(), "fake daemon did not stop"
-        assert not self.errors, f"fake daemon handler failed: {self.errors!r}"
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[[Handler], FakeDaemon]]:
-    daemons: list[FakeDaemon] = []
-
-    def start(handler: Handler) -> FakeDaemon:
-        daemons.append(FakeDaemon(handler))
-        return daemons[-1]
-
-    yield start
-    for daemon in daemons:
-        daemon.stop()
-
-
-def answering(respond: Callable[[dict], dict]) -> Handler:
-    """A handler that answers each request of the connection with respond(request)."""
-
-    def handler(peer: Peer) -> None:
-        while line := peer.reader.readline():
-            peer.daemon.requests.append(request := json.loads(line))
-            peer.send(respond(request))
-
-    return handler
+def bare(request: dict) -> dict:
+    """A request without what changes per run (ref, deadline, timeout): what the test chose to send."""
+    return {k: v for k, v in request.items() if k not in ("ref", "deadline", "timeout")}
 
 
 def run_ctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -143,7 +51,7 @@ class TestStatus:
         daemon = serve(answering(lambda req: ok(req, status=STATUS)))
         assert ctl.main(["-s", daemon.path, "status"]) == 0
         lines = capsys.readouterr().out.splitlines()
-        assert daemon.requests == [{"op": "status", "ref": 1}]
+        assert [bare(r) for r in daemon.requests] == [{"op": "status"}] and len(daemon.hellos) == 1
         assert [line.split()[0] for line in lines] == [f"{key}:" for key in STATUS]
         assert lines[0].split() == ["state:", "ready"] and lines[1].split() == ["authenticated:", "yes"]
 
@@ -157,8 +65,8 @@ class TestStatus:
         """--json prints the daemon's answer as one JSON document on one line."""
         daemon = serve(answering(lambda req: ok(req, status=STATUS)))
         assert ctl.main(["--json", "-s", daemon.path, "status"]) == 0
-        assert [json.loads(line) for line in capsys.readouterr().out.splitlines()] == [
-            {"ok": True, "op": "status", "ref": 1, "status": STATUS}]
+        [answer] = split(capsys.readouterr().out)
+        assert answer == {"ok": True, "op": "status", "ref": daemon.requests[0]["ref"], "status": STATUS}
 
     def test_socket_from_environment_and_options_after_the_command(self, serve, capsys, monkeypatch) -> None:
         """$BFXD_SOCKET is used without -s, and global options are accepted after CMD."""
@@ -192,13 +100,13 @@ class TestOffers:
             end = header.index(column) + len(column)
             assert [row[:end].split()[-1] for row in rows] == values
             assert all(row[end] == " " for row in rows)
-        assert daemon.requests == [{"op": "offers", "ref": 1}]
+        assert [bare(r) for r in daemon.requests] == [{"op": "offers"}]
 
     def test_symbol_is_sent(self, serve, capsys) -> None:
         """--symbol goes into the request."""
         daemon = serve(answering(lambda req: ok(req, offers=[])))
         assert ctl.main(["-s", daemon.path, "offers", "--symbol", "fUSD"]) == 0
-        assert daemon.requests == [{"op": "offers", "ref": 1, "symbol": "fUSD"}]
+        assert [bare(r) for r in daemon.requests] == [{"op": "offers", "symbol": "fUSD"}]
         assert capsys.readouterr().out == "no active offers\n"
 
     def test_not_ready_exits_5(self, serve, capsys) -> None:
@@ -219,7 +127,7 @@ class TestCancel:
 
         daemon = serve(handler)
         assert ctl.main(["-s", daemon.path, "cancel", "1", "2", "3"]) == 1
-        assert daemon.requests == [{"op": "cancel", "ref": n, "id": n} for n in (1, 2, 3)]
+        assert [bare(r) for r in daemon.requests] == [{"op": "cancel", "id": n} for n in (1, 2, 3)]
         rows = [line.split(None, 2) for line in capsys.readouterr().out.splitlines()]
         assert rows == [["1", "cancelled", "Submitted for cancellation (ID: 1)."],
                         ["2", "refused", "(ERROR)  Offer not found"],
@@ -229,14 +137,13 @@ class TestCancel:
         """--json prints one answer document per id, and all succeeding exits 0."""
         daemon = serve(answering(cancelled))
         assert ctl.main(["--json", "-s", daemon.path, "cancel", "5", "6"]) == 0
-        answers = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        assert [(a["ref"], a["offer"]["id"], a["status"]) for a in answers] == [(1, 5, "SUCCESS"),
-                                                                                (2, 6, "SUCCESS")]
+        answers = split(capsys.readouterr().out)
+        assert [(a["offer"]["id"], a["status"]) for a in answers] == [(5, "SUCCESS"), (6, "SUCCESS")]
 
     @pytest.mark.parametrize(("kind", "code"), [("exchange", 1), ("timeout", 4), ("not_active", 4),
                                                 ("not_ready", 5), ("busy", 3), ("forbidden", 3),
                                                 ("shutting_down", 3), ("bad_request", 1), ("unknown_op", 1),
-                                                ("novel", 1)])
+                                                ("not_confirmed", 4), ("not_sent", 5), ("novel", 1)])
     def test_error_type_exit_code(self, serve, kind, code) -> None:
         """Each error type maps to its documented exit code."""
         daemon = serve(answering(lambda req: refused(req, kind)))
@@ -252,15 +159,25 @@ class TestCancel:
         assert verdicts == ["refused", "not", "timed", "cancelled"]
         assert ctl.main(["-s", daemon.path, "cancel", "1", "2", "4"]) == 5
 
-    def test_timeout_is_forwarded_only_when_given(self, serve) -> None:
-        """--timeout becomes the request's `timeout` field; without it the daemon's default applies."""
+    def test_every_request_carries_an_absolute_deadline(self, serve) -> None:
+        """Each request says when it expires: `deadline` (UNIX time) = now + --timeout (default 10 s), and the
+        same span as `timeout` for daemons older than `deadline`."""
         daemon = serve(answering(cancelled))
+        before = time.time()
         assert ctl.main(["-s", daemon.path, "--timeout", "2.5", "cancel", "8"]) == 0
         assert ctl.main(["-s", daemon.path, "cancel", "8"]) == 0
-        assert ctl.main(["-s", daemon.path, "cancel", "8", "--timeout", "7200"]) == 0  # capped: daemon max
-        assert daemon.requests == [{"op": "cancel", "ref": 1, "id": 8, "timeout": 2.5},
-                                   {"op": "cancel", "ref": 1, "id": 8},
-                                   {"op": "cancel", "ref": 1, "id": 8, "timeout": 3600.0}]
+        after = time.time()
+        first, second = daemon.requests
+        assert before + 2.5 - 0.01 <= first["deadline"] <= after + 2.5 and first["timeout"] == 2.5
+        assert before + 10 - 0.01 <= second["deadline"] <= after + 10 and second["timeout"] == 10
+        assert all("deadline" in hello for hello in daemon.hellos)
+
+    @pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "3600.5"])
+    def test_timeout_out_of_range_is_a_usage_error(self, timeout) -> None:
+        """--timeout must be within the daemon's range (0, 3600] s: exit 2, nothing sent."""
+        with pytest.raises(SystemExit) as exc:
+            ctl.main(["-s", "/nonexistent", "--timeout", timeout, "status"])
+        assert exc.value.code == 2
 
     def test_connection_closed_before_every_answer_exits_3(self, serve, capsys) -> None:
         """The answers that came are shown; the missing one is unknown and the exit code is 3."""
@@ -275,13 +192,12 @@ class TestCancel:
         assert [line.split()[:2] for line in out.splitlines()] == [["1", "cancelled"], ["2", "unknown"]]
         assert "closed the connection" in err
 
-    def test_busy_without_ref_applies_to_every_request(self, serve, capsys) -> None:
-        """A busy answer sent at connect time (no ref) fails every request with exit 3."""
-        busy = {"ok": False, "error": {"type": "busy", "message": "too many clients"}}
+    def test_busy_without_ref_exits_3(self, serve, capsys) -> None:
+        """A busy answer sent at connect time (no ref, before hello is read) exits 3 and says busy."""
+        busy = {"ok": False, "op": None, "error": {"type": "busy", "message": "too many clients"}}
         daemon = serve(lambda peer: peer.send(busy))
         assert ctl.main(["-s", daemon.path, "cancel", "1", "2"]) == 3
-        assert [line.split()[:2] for line in capsys.readouterr().out.splitlines()] == [
-            ["1", "failed"], ["2", "failed"]]
+        assert "busy: too many clients" in capsys.readouterr().err
 
     @pytest.mark.parametrize("bad", ["0", "-5", "abc", "1.5", "+3", "٣", str(2**53)])
     def test_ids_must_be_positive_integers(self, bad, capsys) -> None:
@@ -294,11 +210,11 @@ class TestCancel:
     def test_interrupted_exits_130(self, serve, monkeypatch, capsys) -> None:
         """Ctrl-C while waiting for a cancel answer exits 130 and says the outcome is unknown."""
 
-        def interrupt(self: ctl.Connection) -> dict:
+        def interrupt(self: sync._Link, deadline: float | None) -> dict:
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(ctl.Connection, "receive", interrupt)
-        daemon = serve(lambda peer: peer.read())
+        monkeypatch.setattr(sync._Link, "receive", interrupt)
+        daemon = serve(lambda peer: peer.read_or_none())
         assert ctl.main(["-s", daemon.path, "cancel", "1"]) == 130
         assert "unknown" in capsys.readouterr().err
 
@@ -310,11 +226,12 @@ class TestCancelAll:
         def respond(req: dict) -> dict:
             good = cancelled({"op": "cancel", "ref": None, "id": 1}) | {"id": 1}
             bad = exchange_error({"op": "cancel", "ref": None}) | {"id": 2}
-            return {"ok": False, "op": req["op"], "ref": req["ref"], "results": [good, bad]}
+            return {"ok": False, "op": req["op"], "ref": req["ref"], "results": [good, bad],
+                    "error": {"type": "exchange", "message": "1 of 2 cancels failed"}}
 
         daemon = serve(answering(respond))
         assert ctl.main(["-s", daemon.path, "cancel-all", "--symbol", "fUSD"]) == 1
-        assert daemon.requests == [{"op": "cancel_all", "ref": 1, "symbol": "fUSD"}]
+        assert [bare(r) for r in daemon.requests] == [{"op": "cancel_all", "symbol": "fUSD"}]
         assert [line.split()[:2] for line in capsys.readouterr().out.splitlines()] == [
             ["1", "cancelled"], ["2", "refused"]]
 
@@ -322,13 +239,16 @@ class TestCancelAll:
         """No active offers: a message and exit 0."""
         daemon = serve(answering(lambda req: ok(req, results=[])))
         assert ctl.main(["-s", daemon.path, "--timeout", "3", "cancel-all"]) == 0
-        assert daemon.requests == [{"op": "cancel_all", "ref": 1, "timeout": 3.0}]
+        assert [bare(r) for r in daemon.requests] == [{"op": "cancel_all"}]
+        assert daemon.requests[0]["timeout"] == 3.0
         assert capsys.readouterr().out == "no active offers to cancel\n"
 
 
-EVENTS = [{"event": "state", "state": "ready"},
+EVENTS = [{"event": "state", "state": "ready", "detail": None, "since": 1764684000.5},
           {"event": "offer", "action": "new", "offer": OFFER},
-          {"event": "notification", "type": "foc-req", "status": "SUCCESS", "text": "Submitted"}]
+          {"event": "notification", "type": "foc-req", "status": "SUCCESS", "text": "Submitted", "mts": 1764684000000,
+           "offer_id": OFFER["id"], "offer": OFFER}]
+ENDED = {"event": "watch_ended", "reason": "the daemon is stopping"}
 
 
 class TestWatch:
@@ -341,9 +261,17 @@ class TestWatch:
         daemon = serve(handler)
         assert ctl.main(["--json", "-s", daemon.path, "watch"]) == 3
         out, err = capsys.readouterr()
-        assert [json.loads(line) for line in out.splitlines()] == [{"ok": True, "op": "watch", "ref": 1},
-                                                                   *EVENTS]
+        answer, *events = split(out)
+        assert answer == {"ok": True, "op": "watch", "ref": daemon.requests[0]["ref"]} and events == EVENTS
         assert "closed the connection" in err
+
+    def test_watch_ended_exits_3(self, serve, capsys) -> None:
+        """The daemon ending the watch (watch_ended) prints the event and exits 3, saying why."""
+        daemon = serve(lambda peer: (peer.send(ok(peer.read()), EVENTS[0], ENDED), peer.hang()))
+        assert ctl.main(["-s", daemon.path, "watch"]) == 3
+        out, err = capsys.readouterr()
+        assert [line.split()[1] for line in out.splitlines()] == ["state", "watch_ended"]
+        assert "ended the watch (the daemon is stopping)" in err
 
     def test_human_lines(self, serve, capsys) -> None:
         """Human output is one line per event, naming the kind and the offer."""
@@ -407,7 +335,7 @@ class TestFailures:
         assert ctl.main(["-s", daemon.path, "--timeout", "0.2", "status"]) == 4
         assert "outcome unknown" in capsys.readouterr().err
 
-    @pytest.mark.parametrize("garbage", [b"x" * (ctl.MAX_LINE + 1), b"not json\n", b"[1, 2]\n"])
+    @pytest.mark.parametrize("garbage", [b"x" * (codec.MAX_LINE + 1), b"not json\n", b"[1, 2]\n"])
     def test_unreadable_answer_exits_4(self, serve, garbage) -> None:
         """A line over 1 MiB, or one that is not a JSON object, leaves the outcome unknown (4)."""
         daemon = serve(lambda peer: (peer.read(), peer.conn.sendall(garbage)))
@@ -421,7 +349,9 @@ class TestFailures:
         assert capsys.readouterr().out.startswith("bfxctl ")
 
     @pytest.mark.parametrize("argv", [[], ["frobnicate"], ["cancel"], ["--timeout", "0", "status"],
-                                      ["--timeout", "nan", "status"]])
+                                      ["--timeout", "nan", "status"], ["submit", "fUSD", "x", "0.0002", "2"],
+                                      ["submit", "USD", "100", "0.0002", "2"], ["submit", "fUSD", "100", "1", "0"],
+                                      ["replace", "abc"], ["credits", "--symbol", "usd"]])
     def test_usage_errors_exit_2(self, argv) -> None:
         """Bad command lines exit 2 through argparse."""
         with pytest.raises(SystemExit) as exc:
@@ -445,7 +375,8 @@ class TestAsAProgram:
         assert "/nonexistent/bfxd.sock" in result.stderr
 
     def test_does_not_import_the_daemon_stack(self, serve) -> None:
-        """A status call imports no trio, attrs or structlog, and nothing from bfxd but the package itself."""
+        """A status call imports no trio, attrs, structlog, asyncio, typing or dataclasses, and from bfxd only
+        bfxctl and the client's core (start-up time is bfxctl's latency)."""
         daemon = serve(answering(lambda req: ok(req, status=STATUS)))
         command = [sys.executable, "-X", "importtime", "-m", "bfxd.ctl", "-s", daemon.path, "status"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=GUARD, check=False)
@@ -453,5 +384,9 @@ class TestAsAProgram:
         imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
                     if line.startswith("import time:") and "|" in line}
         assert "json" in imported  # the parse works: the list is not empty by accident
-        assert {m for m in imported if m.split(".")[0] in {"trio", "attr", "attrs", "structlog"}} == set()
-        assert {m for m in imported if m.split(".")[0] == "bfxd"} <= {"bfxd", "bfxd.ctl"}
+        heavy = {"trio", "attr", "attrs", "structlog", "asyncio", "typing", "dataclasses", "inspect"}
+        assert {m for m in imported if m.split(".")[0] in heavy} == set()
+        assert {m for m in imported if m.split(".")[0] == "bfxd"} <= {
+            "bfxd", "bfxd.ctl", "bfxd.ctl_format", "bfxd.client", "bfxd.client.codec", "bfxd.client.errors",
+            "bfxd.client.sync"}
+

@@ -1,28 +1,26 @@
-"""bfxctl: the command-line client of bfxd.
+"""bfxctl: the command-line client of bfxd, built on ``bfxd.client`` (one reader, one error mapping).
 
-Usage: ``bfxctl [-s SOCKET] [--json] [--timeout S] CMD``, CMD one of ``status``, ``offers [--symbol fUSD]``,
-``cancel ID [ID ...]``, ``cancel-all [--symbol fUSD]``, ``watch``. It speaks the daemon's JSON Lines protocol
-(interface.md) over a blocking AF_UNIX socket with the standard library only: it runs once per shell command,
-so it must not pay for importing trio, attrs or structlog.
+Usage: ``bfxctl [-s SOCKET] [--json] [--timeout S] CMD``; CMD one of ``status``, ``hello``, ``offers``,
+``cancel``, ``cancel-all``, ``submit``, ``replace``, ``wallets``, ``credits``, ``loans``, ``watch``. Every
+request carries an absolute ``deadline`` (now + ``--timeout``, default 10 s, the daemon's own default); the client
+waits one second longer, so that the daemon's answer saying why arrives first. It runs once per shell command, so
+it imports nothing but the standard library and ``bfxd.client`` (no trio, attrs or structlog).
 
-Exit codes (interface.md), and how each daemon answer maps onto them:
+Exit codes (README "bfxctl"), from the error type of the answer (``ERROR_EXIT``):
 
   0  every command succeeded (``status``: the exchange session is ``ready``)
-  1  the exchange refused at least one request (error type ``exchange``); also ``bad_request``,
-     ``unknown_op`` and any error type this client does not know (the request itself was wrong)
-  2  usage error (argparse, or an offer id that is not a positive integer)
-  3  daemon unreachable: socket missing, connection refused, permission denied (by the file system, or
-     ``forbidden`` by the daemon's uid check), ``busy``, ``shutting_down``, or the connection closed before
-     every answer arrived (for ``watch``: closed by the daemon at any time)
-  4  timed out / outcome unknown: the client deadline passed (``--timeout``, default 15 s), the daemon
-     answered ``timeout`` or ``not_active`` (the link dropped after the cancel was sent and the offer is gone:
-     cancelled or executed, nobody knows), or its answer could not be read (not JSON, or a line over 1 MiB)
-  5  daemon up but not connected/authenticated: ``not_ready``, or ``status`` with a state other than ``ready``
+  1  refused: ``exchange`` (the exchange said ERROR/FAILURE), ``bad_request``, ``unknown_op``, a protocol this
+     bfxctl does not know (``protocol_mismatch``), and any error type it does not know
+  2  usage error (argparse, an id that is not a positive integer, an amount that is not a number)
+  3  daemon unreachable: no socket, refused, permission denied, ``forbidden``, ``busy``, ``shutting_down``, the
+     connection closed before every answer arrived, and for ``watch`` any end (``watch_ended`` included)
+  4  timed out / outcome unknown: ``timeout``, ``not_active``, ``not_confirmed``, the client's own deadline
+     (``no_answer``), an unreadable answer (``bad_answer``)
+  5  not sent, nothing happened: ``not_ready`` (no ready exchange session), ``not_sent`` (no turn under the
+     exchange's input pace before the deadline); ``status`` in any state but ``ready``
 
-When answers differ (several cancels), the most severe wins, in the order 3 > 4 > 5 > 1 > 0: "is the daemon
-there" hides everything else, and an unknown outcome matters more than a known refusal.
-Ctrl-C ends ``watch`` with 0; during any other command it exits 130 (the shell's SIGINT convention), since the
-outcome of what was sent is then unknown.
+When answers differ (several cancels), the most severe wins, in the order 3 > 4 > 5 > 1 > 0.
+Ctrl-C ends ``watch`` with 0; during any other command it exits 130, since the outcome is then unknown.
 """
 
 from __future__ import annotations
@@ -31,302 +29,221 @@ import argparse
 import json
 import math
 import os
-import socket
+import re
 import sys
-import time
+from decimal import Decimal, InvalidOperation
 
-DEFAULT_SOCKET = "/run/bfxd/bfxd.sock"
-DEFAULT_TIMEOUT = 15.0  # a bit over the daemon's default 10 s request deadline, so its answer arrives first
-FORWARD_GRACE = 1.0  # when --timeout is also the daemon's deadline, wait this much longer for its answer
-MAX_LINE = 1 << 20
+from bfxd import client as bfxd_client
+from bfxd.client import BfxdError, Client
+from bfxd.client.codec import DEFAULT_SOCKET, DEFAULT_TIMEOUT, show_id
+from bfxd.ctl_format import credit_rows, describe, offer_rows, since, table, text, wallet_rows
+
+__all__ = ["ERROR_EXIT", "describe", "main"]
+
 MAX_ID = 2**53 - 1  # the daemon's limit: ids must survive a round trip through JSON doubles
-MAX_FORWARDED_TIMEOUT = 3600.0  # the daemon refuses a longer per-request timeout as bad_request
+MAX_TIMEOUT = 3600.0  # the daemon refuses a longer per-request timeout as bad_request
+SYMBOL = re.compile(r"f[A-Za-z0-9:]{1,15}")
 
 OK, REFUSED, USAGE, UNREACHABLE, TIMED_OUT, NOT_READY = 0, 1, 2, 3, 4, 5
 SEVERITY = (UNREACHABLE, TIMED_OUT, NOT_READY, REFUSED, USAGE, OK)  # most severe first
-ERROR_EXIT = {"exchange": REFUSED, "bad_request": REFUSED, "unknown_op": REFUSED, "timeout": TIMED_OUT,
-              "not_active": TIMED_OUT, "not_ready": NOT_READY, "busy": UNREACHABLE, "forbidden": UNREACHABLE,
-              "shutting_down": UNREACHABLE}
+ERROR_EXIT = {
+    # the daemon's error types (client_wire, CONTRACT.md)
+    "exchange": REFUSED, "bad_request": REFUSED, "unknown_op": REFUSED,
+    "busy": UNREACHABLE, "forbidden": UNREACHABLE, "shutting_down": UNREACHABLE,
+    "timeout": TIMED_OUT, "not_active": TIMED_OUT, "not_confirmed": TIMED_OUT,
+    "not_ready": NOT_READY, "not_sent": NOT_READY,
+    # the client's own (bfxd.client.errors)
+    "unreachable": UNREACHABLE, "connection_lost": UNREACHABLE, "no_answer": TIMED_OUT, "bad_answer": TIMED_OUT,
+    "protocol_mismatch": REFUSED,
+}
 
 
 def worst(codes: list[int]) -> int:
     return min(codes, key=SEVERITY.index, default=OK)
 
 
-class Failure(Exception):
-    """The exchange with the daemon could not be completed; carries the exit code."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+def exit_code(error: BaseException) -> int:
+    return ERROR_EXIT.get(getattr(error, "type", ""), REFUSED)
 
 
-class Connection:
-    """One blocking connection: JSON lines out, JSON objects in, all within one deadline."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        self.path, self.deadline = path, time.monotonic() + timeout
-        self.buf, self.scanned = bytearray(), 0  # scanned: bytes already searched for a newline
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self._arm()
-            self.sock.connect(path)
-        except OSError as exc:
-            self.sock.close()
-            raise self._failure(exc) from None
-
-    def _arm(self) -> None:
-        # Re-armed before each blocking call: one deadline covers the whole exchange, not each recv.
-        remaining = None if self.deadline is None else self.deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            raise TimeoutError
-        self.sock.settimeout(remaining)
-
-    def _failure(self, exc: OSError) -> Failure:
-        if isinstance(exc, TimeoutError):
-            return Failure(TIMED_OUT, f"no answer from {self.path} before the deadline; outcome unknown")
-        reason = {FileNotFoundError: "no such socket (is bfxd running?)",
-                  ConnectionRefusedError: "connection refused (is bfxd running?)",
-                  PermissionError: "permission denied"}.get(type(exc), exc.strerror or str(exc))
-        return Failure(UNREACHABLE, f"daemon unreachable: {self.path}: {reason}")
-
-    def send(self, *requests: dict) -> None:
-        data = b"".join(json.dumps(r).encode() + b"\n" for r in requests)
-        try:
-            self._arm()
-            self.sock.sendall(data)
-        except OSError as exc:
-            raise self._failure(exc) from None
-
-    def receive(self) -> dict:
-        """The next JSON object from the daemon; Failure(3) when it closed the connection."""
-        while (end := self.buf.find(b"\n", self.scanned)) < 0:
-            self.scanned = len(self.buf)
-            if self.scanned > MAX_LINE:
-                raise Failure(TIMED_OUT, f"bfxd sent a line over {MAX_LINE} bytes; outcome unknown")
-            try:
-                self._arm()
-                chunk = self.sock.recv(65536)
-            except OSError as exc:
-                raise self._failure(exc) from None
-            if not chunk:
-                raise Failure(UNREACHABLE, "bfxd closed the connection")
-            self.buf += chunk
-        if end > MAX_LINE:
-            raise Failure(TIMED_OUT, f"bfxd sent a line over {MAX_LINE} bytes; outcome unknown")
-        line = bytes(self.buf[:end])
-        del self.buf[: end + 1]
-        self.scanned = 0
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            obj = None
-        if not isinstance(obj, dict):
-            raise Failure(TIMED_OUT, "bfxd sent a line that is not a JSON object; outcome unknown")
-        return obj
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def request(conn: Connection, requests: list[dict]) -> tuple[dict[object, dict], Failure | None]:
-    """Pipeline *requests*, then collect their final answers by ``ref`` in whatever order they come.
-
-    Returns the answers received and, if not all arrived, why. An error answer without a known ref (``busy``
-    is sent before any request is read) applies to every request still waiting.
-    """
-    waiting, answers, refused = {r["ref"] for r in requests}, {}, None
-    try:
-        conn.send(*requests)
-    except Failure as failure:  # closed on us; it may have said why first (busy), so read that anyway
-        refused = failure
-    try:
-        while waiting:
-            answer = conn.receive()
-            ref = answer.get("ref")
-            if ref in waiting:
-                waiting.discard(ref)
-                answers[ref] = answer
-            elif ref is None and answer.get("ok") is False:
-                answers.update(dict.fromkeys(waiting, answer))
-                return answers, None
-            # anything else (an event line, a stray answer) is not ours: skip it
-    except Failure as failure:
-        return answers, refused or failure
-    return answers, None
-
-
-def error_of(answer: dict) -> dict:
-    return answer["error"] if isinstance(answer.get("error"), dict) else {}
-
-
-def error_code(answer: dict) -> int:
-    return ERROR_EXIT.get(error_of(answer).get("type"), REFUSED)
-
-
-def text(value: object) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float) and "e" in repr(value):  # 1e-05 reads badly in a rate column
-        return f"{value:.12f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
-def table(rows: list[list[str]], right: tuple[int, ...] = ()) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in
-                               enumerate(zip(row, widths, strict=True))).rstrip() for row in rows)
-
-
-def emit(args: argparse.Namespace, answer: dict, human: str | None) -> None:
-    """One JSON document per answer with --json; else the human text (if any) on stdout."""
+def emit(args: argparse.Namespace, line: str, human: str | None) -> None:
+    """The daemon's answer line as it came with --json; else the human text (if any) on stdout."""
     if args.json:
-        print(json.dumps(answer), flush=True)
+        if line:
+            print(line, flush=True)
     elif human is not None:
         print(human, flush=True)
 
 
-def fail(args: argparse.Namespace, answer: dict) -> int:
-    """An error answer for the whole request: print it (JSON) or say so on stderr; return its exit code."""
-    emit(args, answer, None)
-    error = error_of(answer)
-    message = f"{error.get('type', 'error')}: {error.get('message', '')}"
-    if error.get("text"):
-        message += f" ({error.get('status', '')}: {error['text']})"
-    print(f"bfxctl: {message}", file=sys.stderr)
-    return error_code(answer)
+def fail(args: argparse.Namespace, error: BfxdError) -> int:
+    """An error for the whole command: its answer line (--json) and a message on stderr; its exit code."""
+    emit(args, error.line, None)
+    print(f"bfxctl: {error}", file=sys.stderr)
+    return exit_code(error)
 
 
-def cmd_status(conn: Connection, args: argparse.Namespace) -> int:
-    answer = single(conn, {"op": "status", "ref": 1})
-    if not answer.get("ok"):
-        return fail(args, answer)
-    status = answer.get("status") if isinstance(answer.get("status"), dict) else {}
-    emit(args, answer, table([[f"{k}:", text(v)] for k, v in status.items()]) if status else "")
-    if status.get("state") != "ready":
-        print(f"bfxctl: exchange session not ready (state: {status.get('state')})", file=sys.stderr)
+def cmd_status(bfxd: Client, args: argparse.Namespace) -> int:
+    # Untyped on purpose: the typed Status would load dataclasses, a third of bfxctl's start-up budget.
+    answer, line = bfxd.call("status")
+    fields = answer.get("status") if isinstance(answer.get("status"), dict) else {}
+    rows = [[f"{k}:", since(v) if k == "since" else text(v) + (" s" if k.endswith("_s") and v is not None
+                                                               else "")] for k, v in fields.items()]
+    emit(args, line, table(rows) if rows else "")
+    if fields.get("state") != "ready":
+        print(f"bfxctl: exchange session not ready (state: {fields.get('state')})", file=sys.stderr)
         return NOT_READY
     return OK
 
 
-def cmd_offers(conn: Connection, args: argparse.Namespace) -> int:
-    answer = single(conn, with_symbol({"op": "offers", "ref": 1}, args))
-    if not answer.get("ok"):
-        return fail(args, answer)
-    offers = answer.get("offers") or []
-    rows = [["ID", "SYMBOL", "AMOUNT", "RATE", "PERIOD", "STATUS", "TYPE"]]
-    rows += [[text(o.get(k)) for k in ("id", "symbol", "amount", "rate", "period", "status", "type")]
-             for o in offers]
-    emit(args, answer, table(rows, right=(2, 3, 4)) if offers else "no active offers")
+def cmd_hello(bfxd: Client, args: argparse.Namespace) -> int:
+    hello = bfxd.hello()
+    rows = [["protocol:", text(hello.protocol) + (" (a daemon older than hello)" if hello.protocol == 0 else "")],
+            ["version:", text(hello.version)], ["ops:", text(hello.ops)], ["events:", text(hello.events)]]
+    emit(args, hello.line, table(rows))
     return OK
 
 
-def cancel_line(offer_id: object, answer: dict | None) -> tuple[list[str], int]:
-    """One row of cancel output and its exit code; *answer* None means no answer came."""
-    if answer is None:
-        return [text(offer_id), "unknown", "no answer; outcome unknown"], TIMED_OUT
-    if answer.get("ok"):
-        return [text(offer_id), "cancelled", text(answer.get("text"))], OK
-    error = error_of(answer)
-    kind = error.get("type")
+def cmd_offers(bfxd: Client, args: argparse.Namespace) -> int:
+    offers = bfxd.offers(args.symbol)
+    emit(args, offers.line, offer_rows(list(offers)) if offers else "no active offers")
+    return OK
+
+
+def cancel_line(result: bfxd_client.CancelResult) -> tuple[list[str], int]:
+    """One row of cancel output and its exit code."""
+    shown = show_id(result.id)
+    if result.ok:
+        return [shown, "cancelled", text(result.text)], OK
+    error = result.error
+    kind = getattr(error, "type", "error")
     if kind == "exchange":
-        return [text(offer_id), f"refused ({error.get('status')})", text(error.get("text"))], REFUSED
-    verdict = {"timeout": "timed out", "not_ready": "not ready", "not_active": "unknown"}.get(
-        kind, f"failed ({kind})")
-    return [text(offer_id), verdict, text(error.get("message"))], error_code(answer)
+        return [shown, f"refused ({error.status})", text(error.text)], REFUSED
+    if kind in ("connection_lost", "no_answer"):
+        return [shown, "unknown", "no answer; outcome unknown"], exit_code(error)
+    verdict = {"timeout": "timed out", "not_ready": "not ready", "not_sent": "not sent",
+               "not_active": "unknown"}.get(kind, f"failed ({kind})")
+    return [shown, verdict, text(getattr(error, "message", None))], exit_code(error)
 
 
-def cmd_cancel(conn: Connection, args: argparse.Namespace) -> int:
-    requests = [forward_timeout({"op": "cancel", "ref": n, "id": i}, args) for n, i in enumerate(args.ids, 1)]
-    answers, failure = request(conn, requests)
-    rows, codes = [], []
-    for req in requests:  # in the user's order, not arrival order: easier to read and to diff
-        answer = answers.get(req["ref"])
-        if answer is not None:
-            emit(args, answer, None)
-        row, code = cancel_line(req["id"], answer)
-        rows.append(row)
-        codes.append(failure.code if answer is None and failure else code)
+def cmd_cancel(bfxd: Client, args: argparse.Namespace) -> int:
+    results = bfxd.cancel_many(args.ids)
+    lines = [cancel_line(r) for r in results]  # in the user's order, not arrival order: easier to read and diff
+    for result in results:
+        emit(args, result.line, None)
     if not args.json:
-        print(table(rows), flush=True)
-    if failure:
-        print(f"bfxctl: {failure}", file=sys.stderr)
-    return worst(codes)
+        print(table([row for row, _ in lines]), flush=True)
+    lost = next((r.error for r in results if getattr(r.error, "type", None) in ("connection_lost", "no_answer")),
+                None)
+    if lost is not None:
+        print(f"bfxctl: {lost.message}", file=sys.stderr)
+    return worst([code for _, code in lines])
 
 
-def cmd_cancel_all(conn: Connection, args: argparse.Namespace) -> int:
-    answer = single(conn, forward_timeout(with_symbol({"op": "cancel_all", "ref": 1}, args), args))
-    results = answer.get("results")
-    if not isinstance(results, list):  # a request-level error (not_ready, busy, ...)
-        return fail(args, answer) if not answer.get("ok") else OK
-    lines = [cancel_line(r.get("id"), r) for r in results]
-    emit(args, answer, table([row for row, _ in lines]) if lines else "no active offers to cancel")
-    code = worst([c for _, c in lines])
-    if not answer.get("ok") and code == OK:  # the daemon says something failed; trust it
-        code = fail(args, answer) if "error" in answer else REFUSED
-    return code
+def cmd_cancel_all(bfxd: Client, args: argparse.Namespace) -> int:
+    results = bfxd.cancel_all(args.symbol)
+    lines = [cancel_line(r) for r in results]
+    emit(args, results.line, table([row for row, _ in lines]) if lines else "no active offers to cancel")
+    return worst([code for _, code in lines])
 
 
-def cmd_watch(conn: Connection, args: argparse.Namespace) -> int:
-    answer = single(conn, {"op": "watch", "ref": 1})
-    if not answer.get("ok"):
-        return fail(args, answer)
-    emit(args, answer, None)
-    conn.deadline = None  # the deadline covered the subscription; events may be minutes apart
-    if not args.json:
-        print("bfxctl: watching bfxd events; Ctrl-C to stop", file=sys.stderr)
-    while True:
-        event = conn.receive()
-        if "event" not in event and event.get("ok") is False:  # e.g. shutting_down
-            return fail(args, event)
-        emit(args, event, describe(event))
+def cmd_submit(bfxd: Client, args: argparse.Namespace) -> int:
+    done = bfxd.submit(args.symbol, args.amount, args.rate, args.period, type=args.type, flags=args.flags)
+    emit(args, done.line, f"{offer_rows([done.offer])}\n{text(done.status)}: {text(done.text)}")
+    return OK
 
 
-def describe(event: dict) -> str:
-    kind, rest = event.get("event"), {k: v for k, v in event.items() if k != "event"}
-    offer = rest.pop("offer", None)
-    parts = [time.strftime("%H:%M:%S"), text(kind)]
-    if kind == "offer":
-        parts.append(text(rest.pop("action", None)))
-    parts += [f"{k}={text(v)}" for k, v in rest.items() if not isinstance(v, dict | list)]
-    if isinstance(offer, dict):
-        parts.append(" ".join(f"{k}={text(offer.get(k))}" for k in ("id", "symbol", "amount", "rate",
-                                                                     "period", "status")))
-    return "  ".join(parts)
+def cmd_replace(bfxd: Client, args: argparse.Namespace) -> int:
+    try:
+        done = bfxd.replace(args.id, rate=args.rate, amount=args.amount, period=args.period)
+    except BfxdError as error:
+        if error.cancelled is not None:
+            print(f"bfxctl: offer {show_id(error.cancelled.id)} was cancelled, but its replacement failed",
+                  file=sys.stderr)
+        raise
+    human = (f"cancelled {show_id(done.cancelled.id)}, placed {show_id(done.offer.id)}\n"
+             f"{offer_rows([done.cancelled, done.offer])}\n{text(done.status)}: {text(done.text)}")
+    emit(args, done.line, human)
+    return OK
 
 
-def single(conn: Connection, req: dict) -> dict:
-    answers, failure = request(conn, [req])
-    if failure:
-        raise failure
-    return answers[req["ref"]]
+def cmd_wallets(bfxd: Client, args: argparse.Namespace) -> int:
+    wallets = bfxd.wallets()
+    emit(args, wallets.line, wallet_rows(list(wallets)) if wallets else "no wallets")
+    return OK
 
 
-def with_symbol(req: dict, args: argparse.Namespace) -> dict:
-    return {**req, "symbol": args.symbol} if args.symbol else req
+def cmd_credits(bfxd: Client, args: argparse.Namespace) -> int:
+    credits = bfxd.credits(args.symbol)
+    emit(args, credits.line, credit_rows(list(credits), pair=True) if credits else "no active credits")
+    return OK
 
 
-def forward_timeout(req: dict, args: argparse.Namespace) -> dict:
-    return {**req, "timeout": min(args.timeout, MAX_FORWARDED_TIMEOUT)} if args.timeout_given else req
+def cmd_loans(bfxd: Client, args: argparse.Namespace) -> int:
+    loans = bfxd.loans(args.symbol)
+    emit(args, loans.line, credit_rows(list(loans), pair=False) if loans else "no active loans")
+    return OK
 
+
+def cmd_watch(bfxd: Client, args: argparse.Namespace) -> int:
+    with bfxd.watch() as events:
+        emit(args, events.line, None)
+        if not args.json:
+            print("bfxctl: watching bfxd events; Ctrl-C to stop", file=sys.stderr)
+        for event in events:
+            emit(args, event.line, describe(json.loads(event.line, parse_float=Decimal)))
+            if isinstance(event, bfxd_client.WatchEnded):
+                print(f"bfxctl: the daemon ended the watch ({text(event.reason)})", file=sys.stderr)
+                return UNREACHABLE
+    return UNREACHABLE  # not reached: a watch ends with watch_ended or an error
+
+
+COMMANDS = {"status": cmd_status, "hello": cmd_hello, "offers": cmd_offers, "cancel": cmd_cancel,
+            "cancel-all": cmd_cancel_all, "submit": cmd_submit, "replace": cmd_replace, "wallets": cmd_wallets,
+            "credits": cmd_credits, "loans": cmd_loans, "watch": cmd_watch}
+
+
+# --- the command line ----------------------------------------------------------------------------------------
 
 def positive_id(value: str) -> int:
     if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= MAX_ID:
-        raise argparse.ArgumentTypeError(f"offer id must be a positive integer, not {value!r}")
+        raise argparse.ArgumentTypeError(f"offer id must be a positive integer, not the string {show_id(value)}")
     return int(value)
+
+
+def positive_int(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not the string {show_id(value)}")
+    return int(value)
+
+
+def flags(value: str) -> int:
+    if not (value.isascii() and value.isdigit()):
+        raise argparse.ArgumentTypeError(f"flags must be a non-negative integer, not the string {show_id(value)}")
+    return int(value)
+
+
+def decimal(value: str) -> Decimal:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise argparse.ArgumentTypeError(f"must be a decimal number, not the string {show_id(value)}")
+    return number
+
+
+def symbol(value: str) -> str:
+    if not SYMBOL.fullmatch(value):
+        raise argparse.ArgumentTypeError(f"must be a funding symbol such as fUSD, not the string {show_id(value)}")
+    return value
 
 
 def seconds(value: str) -> float:
     number = float(value)  # a ValueError becomes argparse's "invalid seconds value" (exit 2)
-    if not (math.isfinite(number) and number > 0):
-        raise argparse.ArgumentTypeError(f"timeout must be a positive number of seconds, not {value!r}")
+    if not (math.isfinite(number) and 0 < number <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], "
+                                         f"not {show_id(value)}")
     return number
-
-
-COMMANDS = {"status": cmd_status, "offers": cmd_offers, "cancel": cmd_cancel, "cancel-all": cmd_cancel_all,
-            "watch": cmd_watch}
 
 
 class ShowVersion(argparse.Action):
@@ -346,26 +263,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     common.add_argument("-s", "--socket", default=argparse.SUPPRESS,
                         help=f"daemon socket (default: $BFXD_SOCKET, else {DEFAULT_SOCKET})")
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="one JSON document per answer")
+                        help="print the daemon's answer lines (JSON) instead of tables")
     common.add_argument("--timeout", type=seconds, metavar="S", default=argparse.SUPPRESS,
-                        help=f"give up after S seconds (default {DEFAULT_TIMEOUT:g}); cancels send it along")
+                        help=f"the requests' deadline, sent with them (default {DEFAULT_TIMEOUT:g} s)")
     parser = argparse.ArgumentParser(prog="bfxctl", parents=[common], description="Talk to the bfxd daemon.",
-                                     epilog="exit: 0 ok, 1 refused by the exchange, 2 usage, 3 daemon "
-                                     "unreachable, 4 timed out/outcome unknown, 5 exchange session not ready")
+                                     epilog="exit: 0 ok, 1 refused, 2 usage, 3 daemon unreachable, 4 timed "
+                                     "out/outcome unknown, 5 not sent/exchange session not ready")
     parser.add_argument("--version", action=ShowVersion, nargs=0, help="print the version and exit")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="CMD")
     sub.add_parser("status", parents=[common], help="daemon and exchange session state")
-    sub.add_parser("offers", parents=[common], help="list active funding offers").add_argument(
-        "--symbol", help="only this symbol, e.g. fUSD")
+    sub.add_parser("hello", parents=[common], help="the daemon's protocol version, ops and events")
+    for name, what in (("offers", "list active funding offers"), ("cancel-all", "cancel every active offer"),
+                       ("credits", "list funding credits (money lent, in use)"),
+                       ("loans", "list funding loans (money borrowed)")):
+        sub.add_parser(name, parents=[common], help=what).add_argument(
+            "--symbol", type=symbol, help="only this symbol, e.g. fUSD")
+    sub.add_parser("wallets", parents=[common], help="wallet balances")
     sub.add_parser("cancel", parents=[common], help="cancel offers by id").add_argument(
         "ids", nargs="+", type=positive_id, metavar="ID", help="offer id (positive integer)")
-    sub.add_parser("cancel-all", parents=[common], help="cancel every active offer").add_argument(
-        "--symbol", help="only this symbol, e.g. fUSD")
-    sub.add_parser("watch", parents=[common], help="print events until Ctrl-C")
+    submit = sub.add_parser("submit", parents=[common], help="place a funding offer")
+    submit.add_argument("symbol", type=symbol, metavar="SYMBOL", help="e.g. fUSD")
+    submit.add_argument("amount", type=decimal, metavar="AMOUNT", help="positive to lend, negative to borrow")
+    submit.add_argument("rate", type=decimal, metavar="RATE", help="daily rate, e.g. 0.0002")
+    submit.add_argument("period", type=positive_int, metavar="PERIOD", help="days")
+    submit.add_argument("--type", default="LIMIT", help="offer type (default LIMIT)")
+    submit.add_argument("--flags", type=flags, default=0, metavar="N", help="offer flags (default 0)")
+    replace = sub.add_parser("replace", parents=[common], help="cancel an offer and place its successor")
+    replace.add_argument("id", type=positive_id, metavar="ID")
+    replace.add_argument("--rate", type=decimal, metavar="R")
+    replace.add_argument("--amount", type=decimal, metavar="A")
+    replace.add_argument("--period", type=positive_int, metavar="P")
+    sub.add_parser("watch", parents=[common], help="print events until Ctrl-C or the daemon ends the watch")
     args = parser.parse_args(argv)
     args.symbol = getattr(args, "symbol", None)
     args.json = getattr(args, "json", False)
-    args.timeout_given = hasattr(args, "timeout")
     args.timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
     args.socket = getattr(args, "socket", None) or os.environ.get("BFXD_SOCKET") or DEFAULT_SOCKET
     return args
@@ -373,15 +304,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    conn = None
+    bfxd = Client(args.socket, timeout=args.timeout)
     try:
-        # A forwarded timeout is the daemon's deadline too: wait a little longer so that its answer (which
-        # may say *why*, e.g. not_ready) arrives before we give up ourselves.
-        conn = Connection(args.socket, args.timeout + (FORWARD_GRACE if args.timeout_given else 0.0))
-        return COMMANDS[args.cmd](conn, args)
-    except Failure as failure:
-        print(f"bfxctl: {failure}", file=sys.stderr)
-        return failure.code
+        return COMMANDS[args.cmd](bfxd, args)
+    except BfxdError as error:
+        return fail(args, error)
     except KeyboardInterrupt:
         if args.cmd == "watch":
             return OK
@@ -391,8 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit-time flush stays quiet
         return OK
     finally:
-        if conn is not None:
-            conn.close()
+        bfxd.close()
 
 
 if __name__ == "__main__":

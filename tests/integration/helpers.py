@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from tests.jsonlines import Lines
 
 from bfxd.actors.connection import LinkSettings
 from bfxd.config import Config, ExchangeConfig, ReconnectConfig, RequestsConfig, SocketConfig
@@ -44,11 +45,12 @@ def fast_link(url: str, **overrides: Any) -> LinkSettings:
 
 
 class LineClient:
-    """A client of the daemon's socket speaking JSON Lines."""
+    """A client of the daemon's socket speaking JSON Lines. Every line it receives is checked against the
+    protocol schema (tests/jsonlines.py): a line the published contract does not describe fails the test."""
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
-        self._buffer = b""
+        self._lines = Lines()
 
     @classmethod
     async def connect(cls, path: Path) -> LineClient:
@@ -60,13 +62,12 @@ class LineClient:
 
     async def receive(self) -> dict[str, Any]:
         with trio.fail_after(GUARD_S):
-            while b"\n" not in self._buffer:
+            while (line := self._lines.next()) is None:
                 chunk = await self.stream.receive_some(65536)
                 if not chunk:
                     raise EOFError("the daemon closed the connection")
-                self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+                self._lines.feed(chunk)
+        return line
 
     async def receive_until_closed(self) -> list[dict[str, Any]]:
         lines = []

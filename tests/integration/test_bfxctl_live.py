@@ -6,7 +6,6 @@ outcome unknown, 5 daemon up but the exchange session not ready.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -17,12 +16,13 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 from tests.integration.helpers import GUARD_S
+from tests.jsonlines import split
 
 from bfxd.protocol import CancelOfferInput
 from bfxd.simulator import Simulator
 
 if TYPE_CHECKING:  # the fixtures' types (conftest is pytest's to import)
-    from tests.integration.conftest import RunningDaemon, StartDaemon
+    from tests.integration.conftest import LogWatch, RunningDaemon, StartDaemon
 
 BFXCTL = Path(sys.executable).parent / "bfxctl"
 OK, REFUSED, UNREACHABLE, TIMED_OUT, NOT_READY = 0, 1, 3, 4, 5
@@ -51,7 +51,7 @@ class TestSuccess:
         """status --json prints the daemon's answer as one JSON document."""
         result = await bfxctl(daemon.socket_path, "--json", "status")
         assert result.returncode == OK
-        answer = json.loads(result.stdout)
+        [answer] = split(result.stdout)  # schema-checked, as every line the tests read
         assert (answer["ok"], answer["status"]["state"], answer["status"]["authenticated"]) == (True, "ready", True)
 
     async def test_offers_with_symbol(self, daemon: RunningDaemon, sim: Simulator) -> None:
@@ -60,7 +60,7 @@ class TestSuccess:
         assert symbol is not None
         result = await bfxctl(daemon.socket_path, "offers", "--symbol", symbol, "--json")
         assert result.returncode == OK
-        listed = sorted(o["id"] for o in json.loads(result.stdout)["offers"])
+        listed = sorted(o["id"] for o in split(result.stdout)[0]["offers"])
         assert listed == sorted(i for i, o in sim.offers.items() if o.symbol == symbol)
 
     async def test_cancel_ok_exits_0(self, daemon: RunningDaemon, sim: Simulator) -> None:
@@ -77,6 +77,54 @@ class TestSuccess:
         result = await bfxctl(daemon.socket_path, "cancel-all")
         assert result.returncode == OK, result.stderr
         assert sim.offers == {} and foc_count(sim) == count
+
+
+    async def test_status_since_reads_as_time_ago(self, daemon: RunningDaemon) -> None:
+        """status shows since as a time and how long ago."""
+        result = await bfxctl(daemon.socket_path, "status")
+        since = next(line for line in result.stdout.decode().splitlines() if line.startswith("since:"))
+        assert since.endswith(" s ago)"), since
+
+    async def test_hello_of_todays_daemon(self, daemon: RunningDaemon) -> None:
+        """hello against the daemon: protocol 0 while it answers hello with unknown_op, 1 once it speaks hello;
+        either way exit 0 and the ops it serves."""
+        result = await bfxctl(daemon.socket_path, "hello")
+        assert result.returncode == OK, result.stderr
+        protocol = next(line for line in result.stdout.decode().splitlines() if line.startswith("protocol:"))
+        assert protocol.split()[1] in ("0", "1") and b"cancel_all" in result.stdout
+
+    async def test_cancel_json_answers_follow_the_schema(self, daemon: RunningDaemon, sim: Simulator) -> None:
+        """cancel --json of a known and an unknown id: two answer lines, both valid under the schema."""
+        known = min(sim.offers)
+        result = await bfxctl(daemon.socket_path, "--json", "cancel", str(known), "123456789")
+        assert result.returncode == REFUSED
+        first, second = split(result.stdout)
+        assert first["ok"] and first["offer"]["id"] == known
+        assert second["error"]["type"] == "exchange" and second["error"]["text"] == "Offer not found"
+
+    async def test_watch_exits_3_after_watch_ended(self, daemon: RunningDaemon, log_watch: LogWatch,
+                                                   nursery: trio.Nursery) -> None:
+        """watch prints events; when the daemon stops it sends watch_ended, and bfxctl exits 3."""
+        done = trio.Event()
+        outcome: dict[str, subprocess.CompletedProcess[bytes]] = {}
+
+        async def watch() -> None:
+            env = {k: v for k, v in os.environ.items() if k != "BFXD_SOCKET"}
+            outcome["result"] = await trio.run_process(
+                [str(BFXCTL), "-s", str(daemon.socket_path), "--json", "watch"], capture_stdout=True,
+                capture_stderr=True, check=False, env=env)
+            done.set()
+
+        nursery.start_soon(watch)
+        await log_watch.wait_for("command.completed", op="watch")  # subscribed
+        await daemon.shut_down()
+        with trio.fail_after(GUARD_S):
+            await done.wait()
+        result = outcome["result"]
+        assert result.returncode == UNREACHABLE, result.stderr
+        lines = split(result.stdout)
+        assert lines[0] == {"ok": True, "op": "watch", "ref": lines[0]["ref"]}
+        assert lines[-1]["event"] == "watch_ended" and b"ended the watch" in result.stderr
 
 
 class TestFailures:
