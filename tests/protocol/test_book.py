@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from bfxd.protocol.book import OfferBook, OfferChange
+from bfxd.protocol.book import CLOSED_MEMORY, OfferBook, OfferChange
 from bfxd.protocol.decode import decode_exchange_frame
 from bfxd.protocol.events import OfferCancel, OfferNew, OffersSnapshot, OfferUpdate
 from bfxd.protocol.offer import FundingOffer
@@ -195,3 +195,30 @@ class TestQueries:
         book = _book(_offer(1))
         book.offers().clear()
         assert book.offers() == [_offer(1)]
+
+
+class TestLateUpdates:
+    def _offer(self, offer_id: int, status: str = "ACTIVE") -> FundingOffer:
+        return FundingOffer(id=offer_id, symbol="fUSD", status=status, amount=1.0)
+
+    def test_a_late_update_after_the_cancel_does_not_bring_the_offer_back(self) -> None:
+        book = OfferBook()
+        book.apply(OfferNew(self._offer(7)))
+        book.apply(OfferCancel(self._offer(7, "CANCELED")))
+        assert book.apply(OfferUpdate(self._offer(7))) == []
+        assert 7 not in book
+
+    def test_a_snapshot_listing_it_again_is_believed(self) -> None:
+        book = OfferBook()
+        book.apply(OfferCancel(self._offer(7, "CANCELED")))
+        book.apply(OffersSnapshot((self._offer(7),)))
+        assert 7 in book
+        book.apply(OfferUpdate(self._offer(7)))
+        assert 7 in book
+
+    def test_the_memory_of_closed_ids_is_bounded(self) -> None:
+        book = OfferBook()
+        for offer_id in range(1, CLOSED_MEMORY + 2):
+            book.apply(OfferCancel(self._offer(offer_id, "CANCELED")))
+        assert book.apply(OfferNew(self._offer(1))) != []  # the oldest was forgotten
+        assert book.apply(OfferNew(self._offer(2))) == []

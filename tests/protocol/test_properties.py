@@ -381,8 +381,9 @@ class TestBookProperty:
         )
     )
     def test_book_holds_exactly_the_live_offers(self, steps: list[tuple[str, list[tuple[int, str]]]]) -> None:
-        """After any sequence of updates the book holds exactly the offers a simple model says are live."""
-        book, model = OfferBook(), {}
+        """After any sequence of updates the book holds exactly the offers a simple model says are live (an offer
+        once gone stays gone until a snapshot lists it again)."""
+        book, model, closed = OfferBook(), {}, set()
         for kind, rows in steps:
             offers = [FundingOffer(id=i, symbol="fUSD", status=s) for i, s in rows]
             frame = offers_snapshot_frame(offers) if kind == "fos" else offer_frame(kind, offers[0])
@@ -390,9 +391,11 @@ class TestBookProperty:
             book.apply(event)  # type: ignore[arg-type]
             if kind == "fos":
                 model = {o.id: o for o in offers if o.status != "CANCELED"}
+                closed -= set(model)
             elif kind == "foc" or offers[0].status == "CANCELED":
                 model.pop(offers[0].id, None)
-            else:
+                closed.add(offers[0].id)
+            elif offers[0].id not in closed:
                 model[offers[0].id] = offers[0]
         assert book.offers() == [model[i] for i in sorted(model)]
 
