@@ -128,6 +128,10 @@ class SocketConfig:
     mode: int = attrs.field(default=0o660, validator=file_mode, metadata=kind(MODE))
     allowed_uids: tuple[int, ...] = attrs.field(default=(), validator=uid_tuple, metadata=kind(UIDS))
     max_clients: int = attrs.field(default=1024, validator=int_between(1, 100_000), metadata=kind(INTEGER))
+    # One uid may hold this many connections at most, so no local user can take every slot.
+    max_clients_per_uid: int = attrs.field(default=128, validator=int_between(1, 100_000), metadata=kind(INTEGER))
+    # A connection with no request in flight and no watch is closed after this many idle seconds.
+    idle_timeout: float = attrs.field(default=300.0, validator=seconds_between(1, 86_400), metadata=kind(NUMBER))
 
 
 @attrs.frozen

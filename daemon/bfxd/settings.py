@@ -41,6 +41,8 @@ def inbox_settings(config: Config) -> InboxSettings:
         access=config.access,
         allowed_uids=config.socket.allowed_uids,
         max_clients=config.socket.max_clients,
+        max_clients_per_uid=config.socket.max_clients_per_uid,
+        idle_timeout=config.socket.idle_timeout,
         request_timeout=config.requests.timeout,
         shutdown_grace=config.requests.shutdown_grace,
     )

@@ -387,7 +387,9 @@ class TestErrorTypes:
             assert len(lines) == 1 and lines[0]["ok"] is False
             assert lines[0]["error"]["type"] == "busy"
             assert (await first.request({"op": "ping", "ref": 1}))["ok"] is True  # the others are unaffected
-        await log_watch.wait_until(lambda: len(log_watch.find("client.disconnected")) == 3)
+        # the refused one logged neither connected nor disconnected (client.refused only, rate-limited)
+        await log_watch.wait_until(lambda: len(log_watch.find("client.disconnected")) == 2)
+        assert len(log_watch.find("client.refused", error="busy")) == 1
         async with await LineClient.connect(daemon.socket_path) as fourth:
             assert await fourth.request({"op": "ping", "ref": 4}) == {"ok": True, "op": "ping", "ref": 4}
 

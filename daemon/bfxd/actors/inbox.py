@@ -20,6 +20,8 @@ closes.
 from __future__ import annotations
 
 import itertools
+import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
 
@@ -33,6 +35,7 @@ from bfxd.actors.channels import take_waiting
 from bfxd.actors.client_output import RECEIVE_BYTES, WATCH_BATCH, Output, linger, send_line, write_lines
 from bfxd.actors.messages import WatcherCutOff, WatchEvent
 from bfxd.actors.ops import OPS, Op, OpContext
+from bfxd.actors.refusals import RefusalLog
 from bfxd.actors.replies import Answer
 from bfxd.config import AccessConfig
 from bfxd.daemon_metrics import DaemonMetrics
@@ -53,6 +56,8 @@ class InboxSettings:
     access: AccessConfig  # who may use each role (access.py)
     allowed_uids: tuple[int, ...]
     max_clients: int
+    max_clients_per_uid: int
+    idle_timeout: float
     request_timeout: float
     shutdown_grace: float
     # Answers waiting for a slow reader; beyond it the client's own requests wait (backpressure on it alone).
@@ -98,6 +103,8 @@ class _Inbox:
     def __init__(self, account: AccountClient, settings: LiveSettings[InboxSettings], stop: trio.Event,
                  metrics: DaemonMetrics) -> None:
         self.account, self._settings, self.stop, self.metrics = account, settings, stop, metrics
+        self._per_uid: Counter[int] = Counter()  # connections held, by uid
+        self._refusals = RefusalLog()
         self.client_ids = itertools.count(1)
         self.clients = 0
         self.inflight_writes = 0
@@ -123,9 +130,21 @@ class _Inbox:
             peer = peer_credentials(stream.socket)
         except OSError:
             peer = PeerCred(-1, -1, -1)
+        refusal = self._refusal(peer)
+        if refusal is not None:
+            # Neither connected nor disconnected is logged for a refused client: a flood of connects must not
+            # flood the log (the refusals are logged at most once per uid and reason every few seconds, counted).
+            error_type, message = refusal
+            self._refusals.note(error_type, peer, message)
+            async with stream:
+                with trio.move_on_after(1):
+                    await stream.send_all(wire.error_line(None, None, error_type, message))
+                await linger(stream)
+            return
         with structlog.contextvars.bound_contextvars(client_id=client_id, peer_pid=peer.pid, peer_uid=peer.uid,
                                                      peer_gid=peer.gid):
             self.clients += 1
+            self._per_uid[peer.uid] += 1
             self.metrics.clients.inc()
             log.info("client.connected", **peer_identity(peer.pid))
             try:
@@ -136,22 +155,25 @@ class _Inbox:
                 log.warning("client.error", error=f"{type(exc).__name__}: {exc}", exc_info=True)
             finally:
                 self.clients -= 1
+                self._per_uid[peer.uid] -= 1
+                if not self._per_uid[peer.uid]:
+                    del self._per_uid[peer.uid]
                 self.metrics.clients.dec()
                 log.info("client.disconnected")
 
+    def _refusal(self, peer: PeerCred) -> tuple[str, str] | None:
+        settings = self.settings
+        if self.clients >= settings.max_clients:
+            return wire.BUSY, f"too many clients ({settings.max_clients})"
+        if settings.allowed_uids and peer.uid not in settings.allowed_uids:
+            return wire.FORBIDDEN, f"uid {peer.uid} may not use this daemon"
+        if self._per_uid[peer.uid] >= settings.max_clients_per_uid:
+            return wire.BUSY, f"too many connections for uid {peer.uid} ({settings.max_clients_per_uid})"
+        if self.stop.is_set():
+            return wire.SHUTTING_DOWN, "the daemon is stopping"
+        return None
+
     async def _serve(self, stream: trio.SocketStream, client_id: int, peer: PeerCred) -> None:
-        refusal = None
-        if self.clients > self.settings.max_clients:
-            refusal = wire.error_line(None, None, wire.BUSY, f"too many clients ({self.settings.max_clients})")
-        elif self.settings.allowed_uids and peer.uid not in self.settings.allowed_uids:
-            refusal = wire.error_line(None, None, wire.FORBIDDEN, f"uid {peer.uid} may not use this daemon")
-        elif self.stop.is_set():
-            refusal = wire.error_line(None, None, wire.SHUTTING_DOWN, "the daemon is stopping")
-        if refusal is not None:
-            log.warning("client.refused", reason=refusal.decode().strip())
-            with trio.move_on_after(1):
-                await stream.send_all(refusal)
-            return
         # request tasks → writer. Bounded: a client that does not read stalls only its own requests.
         out_in, out = trio.open_memory_channel[bytes](self.settings.client_buffer)
         output = Output(stream, out_in)
@@ -183,10 +205,15 @@ class _Inbox:
                           requests: trio.Nursery, client: _Client, numbers: Iterator[int], output: Output,
                           watches: _Watches) -> None:
         while True:
-            try:
-                chunk = await stream.receive_some(RECEIVE_BYTES)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                chunk = b""
+            idle = inflight.value == self.settings.max_inflight  # no request in flight, no watch (it holds one)
+            with trio.move_on_after(self.settings.idle_timeout if idle else math.inf) as waiting:
+                try:
+                    chunk = await stream.receive_some(RECEIVE_BYTES)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    chunk = b""
+            if waiting.cancelled_caught:
+                log.info("client.idle_closed", idle_s=self.settings.idle_timeout)
+                return
             if not chunk:
                 return  # the client left; its requests still run to their outcomes
             buffer.feed(chunk)
