@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import trio
-from tests.integration.conftest import RunningDaemon, StartDaemon
+from tests.integration.conftest import LogWatch, RunningDaemon, StartDaemon
 from tests.integration.helpers import GUARD_S, LineClient
 
 from bfxd.protocol import CancelOfferInput, NewOfferInput
@@ -134,9 +134,10 @@ class TestPace:
         assert (count - 2) / 10 <= took < (count - 2) / 10 + 5
 
     async def test_a_request_that_cannot_get_its_turn_is_not_sent(
-        self, start_daemon: StartDaemon, sim: Simulator
+        self, start_daemon: StartDaemon, sim: Simulator, log_watch: LogWatch
     ) -> None:
-        daemon = await start_daemon(inputs_per_second=0.2, input_burst=1)
+        daemon = await start_daemon(inputs_per_second=0.2, input_burst=2)
+        await log_watch.wait_for("frame.sent", kind="calc")  # the wallets' calc took the burst's first turn
         first, second = sorted(sim.offers)[:2]
         async with await LineClient.connect(daemon.socket_path) as client:
             await client.send({"op": "cancel", "id": first, "ref": "first"})

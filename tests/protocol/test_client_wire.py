@@ -237,9 +237,9 @@ class TestValidRequests:
         assert parse_request(line).op == op
 
     def test_ops_are_the_interface_ops(self) -> None:
-        """The known ops are those of interface.md, plus those the README adds (hello)."""
-        assert frozenset({"ping", "hello", "status", "offers", "cancel", "cancel_all", "submit", "replace", "metrics",
-                          "watch"}) == OP_NAMES
+        """The known ops are those of interface.md, plus those the README adds (hello, metrics, the books)."""
+        assert frozenset({"ping", "hello", "status", "offers", "cancel", "cancel_all", "submit", "replace",
+                          "metrics", "wallets", "credits", "loans", "watch"}) == OP_NAMES
 
 
 def _rejected(line: str | bytes) -> RequestRejected:

@@ -178,6 +178,14 @@ class TestSubmit:
         rig.go(rig.machine.ready(2))
         assert [f.kind for f in rig.sent] == ["fon"]
 
+    def test_the_retry_of_a_lost_submit_takes_the_answer_not_the_abandoned_one(self) -> None:
+        rig = Rig()
+        rig.go(rig.machine.request("lost", USD, 5))  # the exchange lost this one: no answer will come
+        rig.machine.expire(5)
+        rig.go(rig.machine.request("retry", USD, 50))
+        answer = note("fon-req", offer(7))
+        assert settled(rig.machine.notification(1, answer)) == {"retry": Answered(answer)}
+
     def test_a_new_offer_answered_to_one_submit_is_not_claimed_by_its_twin(self) -> None:
         rig = Rig()
         rig.book.apply(OffersSnapshot(()))

@@ -62,7 +62,7 @@ def test_seq_all_is_65536() -> None:
     ('[0,"fcn",' + CREDIT + ",true,false]", SequenceNumbers(None, None, False, False)),
     ("[0]", SequenceNumbers(None, 0, False, False)),  # ws2.js reads msg[-2] as undefined, msg[-1] as 0
     ('[0,"hb",' + "9" * 400 + "]", SequenceNumbers(int("9" * 400), None, False, False)),  # no float overflow
-    ('[false,"x",5]', SequenceNumbers(5, None, False, False)),  # false is not channel 0
+    ('[false,"x",5]', None),  # no channel id (Node reads public 5 here; bfxd ignores what is no channel frame)
 ])
 def test_which_frames_carry_which_numbers(text: str, expected: SequenceNumbers | None) -> None:
     """Public number: last element, or second to last on channel-0 non-hb frames, never on *-req answers; auth
@@ -164,3 +164,8 @@ def test_with_sequence_refuses_events() -> None:
     with pytest.raises(LocalProtocolError):
         with_sequence('{"event":"pong"}', 1)
     assert with_sequence('[0,"hb"]', 3) == '[0,"hb",3]'
+
+
+@pytest.mark.parametrize("frame", [[None, 0], ["x", 5], [True, 1, 2], [1.5, 3]])
+def test_a_frame_without_a_channel_id_carries_no_numbers(frame: list[object]) -> None:
+    assert sequence_numbers(frame) is None

@@ -10,6 +10,8 @@ the link's writer, one outcome per requester, audit lines. It also keeps the ses
 - The machine's deadlines are kept by one timer task here, so a requester needs no timeout of its own.
 - The router never blocks on a requester or a watcher (replies have room for everything they will be sent;
   a watcher that lags is cut off) nor on the writer (frames that do not fit wait in a backlog, in order).
+- Wallets, credits and loans: ``account_state.AccountState``. A ``calc`` takes its turn under the input pace like
+  any input, at most once per ``CALC_INTERVAL_S`` (``CalcSchedule``), with no answer to wait for.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import structlog
 import trio
 
 from bfxd.actors.account_settings import AccountSettings
+from bfxd.actors.account_state import ACCOUNT_EVENTS, AccountState, CalcSchedule
 from bfxd.actors.channels import take_waiting
+from bfxd.actors.frame_outbox import FrameOutbox
 from bfxd.actors.messages import (
     AccountCommand,
     AwaitGone,
@@ -35,6 +39,8 @@ from bfxd.actors.messages import (
     OutboundFrame,
     Probe,
     Read,
+    ReadSynced,
+    RequestCalc,
     Requester,
     SessionHeld,
     SessionReady,
@@ -53,6 +59,7 @@ from bfxd.protocol import (
     OfferNew,
     OffersSnapshot,
     OfferUpdate,
+    calc_frame,
 )
 from bfxd.protocol.inputs import Effect, InputMachine, Record, Routed, SendFrame, Settle
 from bfxd.protocol.pacing import Pace
@@ -61,8 +68,7 @@ log = structlog.get_logger()
 T = TypeVar("T")
 
 RouterInput = FromLink | LinkDown | SessionReady | SessionHeld
-
-
+CALC_TURN = None  # a calc frame's place in the pacer's queue: its keys are taken when its turn comes
 
 # Audit names of book changes, spelled out so each can be found with grep.
 _OFFER_EVENTS = {"snapshot": "offer.snapshot", "new": "offer.new", "update": "offer.update", "cancel": "offer.cancel"}
@@ -85,9 +91,10 @@ async def run_account(
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(router.consume, events)
-                nursery.start_soon(router.flush_backlog)
+                nursery.start_soon(router.outbox.run)
                 nursery.start_soon(router.expire_deadlines)
                 nursery.start_soon(router.pace_inputs)
+                nursery.start_soon(router.pace_calcs)
                 async for command in commands:
                     router.on_command(command)
                     for waiting in take_waiting(commands):
@@ -105,10 +112,13 @@ class AccountRouter:
         self.book = OfferBook()
         self.inputs = InputMachine(self.book)
         self.pace = pace
-        self._turns: deque[SendFrame] = deque()  # inputs waiting for their turn under the pace, in order
+        self._turns: deque[SendFrame | None] = deque()  # inputs waiting for their turn under the pace, in order
+        self.account = AccountState()
+        self.calcs = CalcSchedule()
+        self._calc_waiting = trio.Event()
         self._turn_waiting = trio.Event()
         self._gone_waiters: dict[int, list[trio.MemorySendChannel[FundingOffer | None]]] = {}
-        self._frames = frames
+        self.outbox = FrameOutbox(frames)
         self._note_queue()
         self._ready_generation: int | None = None  # the link inputs may go out on: authenticated and synced
         self._authenticated_generation: int | None = None
@@ -116,9 +126,12 @@ class AccountRouter:
         self._last_dead_generation = 0
         self._watchers: list[trio.MemorySendChannel[WatchEvent]] = []
         self._answered = 0  # outcomes delivered so far
-        self._backlog: deque[OutboundFrame] = deque()
-        self._backlog_waiting = trio.Event()
         self._timer = trio.CancelScope()  # its deadline is the machine's next one
+
+    # What a Read query may look at (messages.AccountView), besides the offer book.
+    wallets = property(lambda self: self.account.wallets)
+    credits = property(lambda self: self.account.credits)
+    loans = property(lambda self: self.account.loans)
 
     # ---- tasks ------------------------------------------------------------------------------------------
 
@@ -140,19 +153,6 @@ class AccountRouter:
                     await trio.lowlevel.checkpoint()
                     await trio.lowlevel.checkpoint()
 
-    async def flush_backlog(self) -> None:
-        """Move frames that did not fit in the channel, in order, blocking here instead of in the router."""
-        while True:
-            await self._backlog_waiting.wait()
-            self._backlog_waiting = trio.Event()
-            while self._backlog:
-                try:
-                    await self._frames.send(self._backlog[0])
-                except trio.BrokenResourceError:
-                    self._backlog.clear()  # the writer is gone: the daemon is stopping
-                    return
-                self._backlog.popleft()
-
     async def expire_deadlines(self) -> None:
         """Settle requesters whose deadline passed; the timer's deadline follows the machine's next one."""
         while True:
@@ -167,8 +167,10 @@ class AccountRouter:
             await self._turn_waiting.wait()
             self._turn_waiting = trio.Event()
             while self._turns:
-                if not self.inputs.wanted(self._turns[0].token):
+                turn = self._turns[0]
+                if not (self._ready_generation is not None if turn is None else self.inputs.wanted(turn.token)):
                     self._turns.popleft()  # its requesters left, or its link is gone: it takes no turn
+                    self.calcs.queued &= turn is not CALC_TURN  # a calc waits for the next ready session
                     continue
                 wait = self.pace.wait(trio.current_time())
                 if wait > 0:
@@ -177,6 +179,18 @@ class AccountRouter:
                 self.pace.take(trio.current_time())
                 self._give_turn(self._turns.popleft())
             self._note_queue()
+
+    async def pace_calcs(self) -> None:
+        """Queue a calc turn for the wanted keys once the calc interval allows, while a session is ready."""
+        while True:
+            await self._calc_waiting.wait()
+            self._calc_waiting = trio.Event()
+            while self._ready_generation is not None and (due := self.calcs.due(trio.current_time())) is not None:
+                if due > trio.current_time():
+                    await trio.sleep_until(due)
+                    continue  # the link may have gone meanwhile
+                self.calcs.queued = True
+                self._queue_turn(CALC_TURN)
 
     # ---- commands ---------------------------------------------------------------------------------------
 
@@ -188,6 +202,11 @@ class AccountRouter:
                 self._on_input(each)
         elif isinstance(command, Read):
             _deliver(command.reply, command.query(self))
+        elif isinstance(command, ReadSynced):
+            if self.account.hold_unless_synced(command):
+                _deliver(command.reply, command.query(self))
+        elif isinstance(command, RequestCalc):
+            self._want_calc(self.account.calc_keys(refresh=command.refresh))
         elif isinstance(command, AwaitGone):
             if command.offer_id in self.book:
                 self._gone_waiters.setdefault(command.offer_id, []).append(command.reply)
@@ -226,6 +245,8 @@ class AccountRouter:
                 self.slow_down(message.reason)
             self._last_dead_generation = max(self._last_dead_generation, message.generation)
             self._ready_generation = self._authenticated_generation = self._synced_generation = None
+            self.account.link_down()
+            self.calcs.clear()
             self._carry_out(self.inputs.link_down())
 
     def _on_exchange_event(self, generation: int, event: object) -> None:
@@ -254,6 +275,24 @@ class AccountRouter:
                 self._synced_generation = generation
                 self._carry_out(self.inputs.snapshot_applied())
                 self._become_ready_if_synced()
+        elif isinstance(event, ACCOUNT_EVENTS):
+            self._on_account_event(generation, event)
+
+    def _on_account_event(self, generation: int, event: object) -> None:
+        applied = self.account.apply(generation, event, live_link=generation > self._last_dead_generation,
+                                     watched=bool(self._watchers))
+        for name, fields in applied.logs:
+            (log.warning if name == "exchange.bad_row" else log.info)(name, **fields)
+        for watch_event in applied.watch:
+            self._broadcast(watch_event)
+        for read in applied.reads:
+            _deliver(read.reply, read.query(self))
+        self._want_calc(applied.calc)
+
+    def _want_calc(self, keys: list[str]) -> None:
+        if keys:
+            self.calcs.want(keys)
+            self._calc_waiting.set()
 
     def _become_ready_if_synced(self) -> None:
         generation = self._authenticated_generation
@@ -262,6 +301,7 @@ class AccountRouter:
         self._ready_generation = generation
         self.board.set_state("ready")
         self._carry_out(self.inputs.ready(generation))
+        self._calc_waiting.set()  # calcs wanted before the session was ready may go now
 
     # ---- the machine's effects --------------------------------------------------------------------------
 
@@ -273,12 +313,7 @@ class AccountRouter:
                 _deliver(requester.reply, effect.outcome)
                 self._answered += 1
             elif isinstance(effect, SendFrame):
-                if not self._turns and self.pace.take(trio.current_time()):
-                    self._give_turn(effect)  # the usual case: a turn is free, the frame goes out now
-                else:
-                    self._turns.append(effect)
-                    self._turn_waiting.set()
-                    self._note_queue()
+                self._queue_turn(effect)
             elif isinstance(effect, Routed):
                 note = effect.notification
                 event = "notification.received" if effect.unmatched is None else "notification.unmatched"
@@ -290,9 +325,22 @@ class AccountRouter:
                 log.info(effect.event, **effect.fields, request_ids=_ids(effect.requesters))
         self.board.pending = self.inputs.pending
 
-    def _give_turn(self, send: SendFrame) -> None:
-        if self.inputs.frame_sent(send.token):
-            self._send_frame(OutboundFrame(send.link, send.text, send.kind,
+    def _queue_turn(self, turn: SendFrame | None) -> None:
+        if not self._turns and self.pace.take(trio.current_time()):
+            self._give_turn(turn)  # the usual case: a turn is free, the frame goes out now
+        else:
+            self._turns.append(turn)
+            self._turn_waiting.set()
+            self._note_queue()
+
+    def _give_turn(self, send: SendFrame | None) -> None:
+        if send is None:  # CALC_TURN; the pacer (or pace_calcs) saw a ready session
+            if keys := self.calcs.take(trio.current_time()):  # none: a link went down since it was queued
+                self.outbox.send(OutboundFrame(self._ready_generation or 0, calc_frame(keys), "calc",
+                                               {"requests": keys}))
+            self._calc_waiting.set()  # more keys than one batch: the next one after the interval
+        elif self.inputs.frame_sent(send.token):
+            self.outbox.send(OutboundFrame(send.link, send.text, send.kind,
                                            {**send.audit, "request_ids": _ids(send.requesters)}))
 
     def _note_queue(self) -> None:
@@ -305,18 +353,6 @@ class AccountRouter:
         log.warning("exchange.rate_limited", reason=why, inputs_per_second=round(self.pace.current, 3),
                     queued=len(self._turns))
         self._note_queue()
-
-    def _send_frame(self, frame: OutboundFrame) -> None:
-        if not self._backlog:
-            try:
-                self._frames.send_nowait(frame)
-                return
-            except trio.WouldBlock:
-                pass
-            except trio.BrokenResourceError:
-                return  # the writer is gone: the daemon is stopping
-        self._backlog.append(frame)
-        self._backlog_waiting.set()
 
     def _broadcast(self, event: WatchEvent) -> None:
         for watcher in list(self._watchers):
@@ -338,6 +374,7 @@ class AccountRouter:
             for reply in replies:
                 reply.close()  # no answer: the waiter sees the end of the channel (the daemon is stopping)
         self._gone_waiters.clear()
+        self.account.shut_down()
         for watcher in self._watchers:
             _deliver(watcher, WatcherCutOff("daemon stopping"))
         self._watchers.clear()

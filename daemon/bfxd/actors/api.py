@@ -22,6 +22,8 @@ from bfxd.actors.messages import (
     InputCommand,
     Probe,
     Read,
+    ReadSynced,
+    RequestCalc,
     Requester,
     SetPace,
     Subscribe,
@@ -126,6 +128,19 @@ class AccountClient:
             await self._commands.send(Read(query, reply_in))
             result: T = await replies.receive()
             return result
+
+    async def read_synced(self, book: str, query: Callable[[AccountView], T]) -> T:
+        """*query* over the live state once book *book* (``wallets``, ``credits``, ``loans``) holds the snapshot of
+        a link that is up: at once if it does. Bound it with the request's deadline."""
+        reply_in, replies = trio.open_memory_channel[Any](1)
+        async with replies:
+            await self._commands.send(ReadSynced(book, query, reply_in))
+            result: T = await replies.receive()
+            return result
+
+    async def request_calc(self, *, refresh: bool) -> None:
+        """Ask for funding wallets' available balances (all with *refresh*, else the unknown ones); no answer."""
+        await self._commands.send(RequestCalc(refresh))
 
     async def offer_gone(self, offer_id: int) -> FundingOffer | None:
         """Once offer *offer_id* is off the book: its last state (None if it was not on the book)."""

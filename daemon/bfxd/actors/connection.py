@@ -9,6 +9,13 @@ the daemon is stopping, a new one is dialled after a delay that obeys both the b
 connection rate limit (backoff.py).
 
 A frame the exchange sends that cannot be decoded is logged and skipped: one bad frame never costs the link.
+
+Sequence numbers: each link starts with ``conf`` SEQ_ALL (before the auth frame), and every parsed frame, bad
+ones included, goes through the link's ``LinkSequence``. A gap (a frame the exchange numbered and never
+delivered), once the next numbered frame confirms it, is logged as ``exchange.sequence_gap`` and ends the link;
+its successor re-authenticates and brings fresh snapshots, which settle whatever was pending (the router's
+snapshot rules). Frames without numbers are accepted as they are, so an exchange that sends none never causes a
+resync.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ import attrs
 import structlog
 import trio
 
+from bfxd.actors.account_state import ACCOUNT_EVENTS
 from bfxd.actors.channels import hand_over, note_received, take_waiting
 from bfxd.actors.heartbeat import run_heartbeat
+from bfxd.actors.link_sequence import LinkSequence
 from bfxd.actors.messages import FromLink, LinkDown, LinkUp, OutboundFrame, Relink
 from bfxd.actors.session import SessionBoard
 from bfxd.backoff import (
@@ -39,6 +48,7 @@ from bfxd.logconfig import flush_log
 from bfxd.protocol import (
     AuthFailed,
     AuthOk,
+    ConfAck,
     ErrorEvent,
     Info,
     InfoMessage,
@@ -50,15 +60,19 @@ from bfxd.protocol import (
     OffersSnapshot,
     OfferUpdate,
     ServerRestarting,
-    decode_exchange_frame,
+    conf_frame,
+    decode_exchange_message,
+    load_json,
     ping_frame,
 )
+from bfxd.protocol.encode import FLAG_SEQ_ALL
 from bfxd.wslink import HandshakeFailed, LinkClosed, WebSocketLink, open_link
 
 log = structlog.get_logger()
 
 _FOR_AUTH = (Info, InfoMessage, AuthOk, AuthFailed, MaintenanceStarted, MaintenanceEnded)
-_FOR_ACCOUNT = (Notification, OffersSnapshot, OfferNew, OfferUpdate, OfferCancel, ErrorEvent)  # errors: the pace
+_FOR_ACCOUNT = (Notification, OffersSnapshot, OfferNew, OfferUpdate, OfferCancel, ErrorEvent,  # errors: the pace
+                *ACCOUNT_EVENTS)  # wallets, credits, loans
 STOPPING = "stopping"
 _WRITE_BATCH = 64  # frames per write at most: a cancel_all's frames go out in a few writes, not one each
 
@@ -246,6 +260,13 @@ class _Connection:
     async def _serve(self, ws: WebSocketLink, generation: int) -> _LinkEnd:
         ended: list[_LinkEnd] = []
         self._last_frame_at = trio.current_time()  # the heartbeat measures silence from here
+        # Sequence numbers on (see the module docstring), before the auth frame: every account frame is numbered.
+        log.info("frame.sent", kind="conf", generation=generation, flags=FLAG_SEQ_ALL)
+        flush_log()  # written ahead, like every frame
+        try:
+            await ws.send(conf_frame(FLAG_SEQ_ALL))
+        except LinkClosed as exc:
+            return _LinkEnd(f"closed while sending ({_close_reason(exc)})")
         try:
             await self.to_auth.send(LinkUp(generation))
         except trio.BrokenResourceError:
@@ -266,6 +287,7 @@ class _Connection:
         return ended[0] if ended else _LinkEnd("link ended")
 
     async def _read(self, ws, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
+        sequence = LinkSequence(generation)
         while True:
             try:
                 text = await ws.receive()
@@ -276,7 +298,16 @@ class _Connection:
             self._last_frame_at = now = trio.current_time()  # any frame at all proves the link is alive
             self.board.note_frame(now)
             try:
-                event = decode_exchange_frame(text)
+                msg = load_json(text)  # parsed once: the numbers are read off it, then it is decoded
+            except RemoteProtocolError as exc:
+                log.warning("exchange.bad_frame", error=str(exc), generation=generation)
+                continue
+            gap = sequence.feed(msg)  # a frame that fails to decode still took its numbers
+            if gap is not None:
+                finish(_LinkEnd(gap))
+                return  # the frames after a gap are not trusted: the next link's snapshots replace them
+            try:
+                event = decode_exchange_message(msg)
             except RemoteProtocolError as exc:
                 log.warning("exchange.bad_frame", error=str(exc), generation=generation)
                 continue
@@ -294,6 +325,8 @@ class _Connection:
                 return
             if isinstance(event, ErrorEvent):
                 log.warning("exchange.error", code=event.code, message=event.message)
+            elif isinstance(event, ConfAck):
+                log.info("exchange.conf", status=event.status, flags=event.flags)
 
     async def _write(self, ws, generation: int, finish) -> None:  # type: ignore[no-untyped-def]
         while True:

@@ -284,7 +284,9 @@ class _Inbox:
         took = trio.current_time() - job.started
         latency_ms = round(took * 1000, 3)
         await output.answer(answer.line)  # the answer first: the audit line is not on the client's critical path
-        log.info("command.completed", **job.fields, outcome=answer.outcome, latency_ms=latency_ms, **answer.fields)
+        # one dict: an answer's audit field may repeat a request's (the last word is the answer's)
+        log.info("command.completed", **{**job.fields, "outcome": answer.outcome, "latency_ms": latency_ms,
+                                         **answer.fields})
         self.metrics.requests(request.op, answer.outcome).inc()
         self.metrics.request_duration(request.op).observe(took)
 

@@ -9,6 +9,14 @@ import attrs
 import trio
 
 from bfxd.protocol import FundingOffer, Notification
+from bfxd.protocol.account_books import (
+    CreditBook,
+    CreditChange,
+    LoanBook,
+    LoanChange,
+    WalletBook,
+    WalletChange,
+)
 from bfxd.protocol.book import OfferBook, OfferChange
 from bfxd.protocol.client_wire import event_line
 from bfxd.protocol.events import ExchangeEvent
@@ -125,6 +133,33 @@ class AccountView(Protocol):
     @property
     def book(self) -> OfferBook: ...
 
+    @property
+    def wallets(self) -> WalletBook: ...
+
+    @property
+    def credits(self) -> CreditBook: ...
+
+    @property
+    def loans(self) -> LoanBook: ...
+
+
+@attrs.frozen
+class ReadSynced:
+    """Answer *query* on *reply* once book *book* (``wallets``, ``credits``, ``loans``) holds the snapshot of a
+    link that is up: at once if it does. The requester gives up at its deadline (its reply end closes)."""
+
+    book: str
+    query: Callable[[AccountView], Any]
+    reply: trio.MemorySendChannel[Any]  # capacity 1
+
+
+@attrs.frozen
+class RequestCalc:
+    """Ask the exchange for funding wallets' available balances (``calc``), under the calc and input paces.
+    *refresh*: every funding wallet; else only those whose available balance is unknown. No answer."""
+
+    refresh: bool
+
 
 @attrs.frozen
 class AwaitGone:
@@ -156,7 +191,8 @@ class Probe:
     reply: trio.MemorySendChannel[None]  # capacity 1
 
 
-AccountCommand = InputCommand | InputBatch | Read | AwaitGone | SetPace | Subscribe | Probe
+AccountCommand = (InputCommand | InputBatch | Read | ReadSynced | RequestCalc | AwaitGone | SetPace | Subscribe
+                  | Probe)
 
 
 # ---- account → watchers --------------------------------------------------------------------------------
@@ -189,10 +225,22 @@ class NotificationWatchEvent:
 
 
 @attrs.frozen
+class AccountWatchEvent:
+    """A wallet, credit or loan change: ``{"event": "wallet" | "credit" | "loan", "action": …, …}``."""
+
+    change: WalletChange | CreditChange | LoanChange
+    line: bytes = attrs.field(default=b"", eq=False, repr=False)
+
+    @classmethod
+    def rendered(cls, change: WalletChange | CreditChange | LoanChange) -> AccountWatchEvent:
+        return cls(change, event_line(**change.to_json()))
+
+
+@attrs.frozen
 class WatcherCutOff:
     """Last event a lagging watcher receives before its channel closes."""
 
     reason: str
 
 
-WatchEvent = OfferWatchEvent | NotificationWatchEvent | WatcherCutOff
+WatchEvent = OfferWatchEvent | NotificationWatchEvent | AccountWatchEvent | WatcherCutOff

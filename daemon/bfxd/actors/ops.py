@@ -27,19 +27,22 @@ from bfxd.protocol.client_requests import (
     OP_NAMES,
     CancelAllRequest,
     CancelRequest,
+    CreditsRequest,
     HelloRequest,
+    LoansRequest,
     MetricsRequest,
     OffersRequest,
     PingRequest,
     ReplaceRequest,
     StatusRequest,
     SubmitRequest,
+    WalletsRequest,
     WatchRequest,
 )
 from bfxd.protocol.input_kinds import CancelInput, SubmitInput
 
 PROTOCOL_VERSION = 1  # the socket protocol's version, as ``hello`` tells it; raised on an incompatible change
-WATCH_EVENTS = ("notification", "offer", "state", "watch_ended")
+WATCH_EVENTS = ("credit", "loan", "notification", "offer", "state", "wallet", "watch_ended")
 
 
 @attrs.frozen
@@ -229,7 +232,8 @@ async def _replace(request: ReplaceRequest, context: OpContext, wait: float, dea
     submitted = submit_reply(await account.send(spec, request_id=context.request_id, deadline=deadline),
                              waited_s=max(0.0, deadline - trio.current_time()))
     fields = {"cancelled": old.to_json(), **submitted.fields}
-    audit = {**submitted.audit, "cancelled_offer_id": request.offer_id}
+    # offer_id is the replaced offer's (command.received's field); the new one's id is new_offer_id
+    audit = {"new_offer_id" if k == "offer_id" else k: v for k, v in submitted.audit.items()}
     if submitted.failure is None:
         return Reply(fields, audit=audit)
     failure = submitted.failure
@@ -241,6 +245,31 @@ def _decimal_text(number: float | int | None) -> str:
     """An amount or rate the exchange sent (a JSON number), as decimal text for a new offer."""
     assert number is not None
     return format(Decimal(repr(number)) if isinstance(number, float) else Decimal(number), "f")
+
+
+def _begin_account_book(book: str, rows: Callable[[Any, Any], list[Any]]) -> Callable[[Any, OpContext], Wait]:
+    """An op answered from one of the account books (wallets, credits, loans): ``not_ready`` until that book's
+    own snapshot arrived on a live link (an empty book before it would read as "none")."""
+    def begin(request: Any, context: OpContext) -> Wait:
+        async def finish() -> Answer:
+            wait, deadline = _timing(request, context)
+            if (expired := _expired(request, wait)) is not None:
+                return expired
+            account = context.account
+            items = None
+            if await _ready_within(account, deadline):
+                with trio.move_on_at(deadline):
+                    items = await account.read_synced(book, lambda state: rows(state, request))
+            if items is None:
+                reply = refused(wire.NOT_READY, f"no {book} snapshot from an authenticated exchange session within "
+                                f"{wait:g} s; the {book} are not live")
+                return reply.answer(request.op, request.ref)
+            if book == "wallets" and (request.refresh or any(w.available is None for w in items)):
+                await account.request_calc(refresh=request.refresh)  # the figures come as wallet updates
+            return Reply({book: [i.to_json() for i in items]}, audit={"count": len(items)}).answer(
+                request.op, request.ref)
+        return finish
+    return begin
 
 
 def _unused(request: Any, context: OpContext) -> Wait:
@@ -267,5 +296,11 @@ OPS: dict[type, Op] = {
                        audit=lambda r: _with_timeout({k: v for k, v in (
                            ("offer_id", r.offer_id), ("amount", r.amount), ("rate", r.rate), ("period", r.period),
                            ("offer_type", r.type)) if v is not None}, r)),
+    WalletsRequest: Op(_begin_account_book("wallets", lambda state, r: state.wallets.wallets()),
+                       audit=lambda r: {"refresh": True} if r.refresh else {}),
+    CreditsRequest: Op(_begin_account_book("credits", lambda state, r: state.credits.credits(r.symbol)),
+                       audit=lambda r: {"symbol": r.symbol} if r.symbol else {}),
+    LoansRequest: Op(_begin_account_book("loans", lambda state, r: state.loans.loans(r.symbol)),
+                     audit=lambda r: {"symbol": r.symbol} if r.symbol else {}),
     WatchRequest: Op(_unused, streaming=True),
 }

@@ -125,13 +125,43 @@ class ReplaceRequest:
 
 
 @attrs.frozen
+class WalletsRequest:
+    """The wallets; *refresh* asks the exchange for every funding wallet's available balance (``calc``)."""
+
+    ref: Ref = None
+    refresh: bool = False
+    timeout: float | None = None
+    deadline: float | None = None
+    op = "wallets"
+
+
+@attrs.frozen
+class CreditsRequest:
+    ref: Ref = None
+    symbol: str | None = None
+    timeout: float | None = None
+    deadline: float | None = None
+    op = "credits"
+
+
+@attrs.frozen
+class LoansRequest:
+    ref: Ref = None
+    symbol: str | None = None
+    timeout: float | None = None
+    deadline: float | None = None
+    op = "loans"
+
+
+@attrs.frozen
 class WatchRequest:
     ref: Ref = None
     op = "watch"
 
 
 Request = (PingRequest | HelloRequest | MetricsRequest | StatusRequest | OffersRequest | CancelRequest
-           | CancelAllRequest | SubmitRequest | ReplaceRequest | WatchRequest)
+           | CancelAllRequest | SubmitRequest | ReplaceRequest | WalletsRequest | CreditsRequest | LoansRequest
+           | WatchRequest)
 
 
 def _is_int(value: object) -> TypeGuard[int]:
@@ -191,6 +221,13 @@ def _deadline(msg: dict[str, Any]) -> float | None:
     return float(value)
 
 
+def _refresh(msg: dict[str, Any]) -> bool:
+    value = msg.get("refresh", False)
+    if not isinstance(value, bool):
+        raise RequestRejected(BAD_REQUEST, f"'refresh' must be true or false, got {excerpt(value, 40)}")
+    return value
+
+
 def _field(parse: Callable[[object], Any], msg: dict[str, Any], name: str, default: Any = None) -> Any:
     """One offer field through its ``offer_fields`` rule; absent (or null) gives *default*."""
     value = msg.get(name)
@@ -243,6 +280,10 @@ _PARSERS: dict[str, Callable[[dict[str, Any], Ref], Request]] = {
                                                   deadline=_deadline(m)),
     "submit": _submit,
     "replace": _replace,
+    "wallets": lambda m, ref: WalletsRequest(ref=ref, refresh=_refresh(m), timeout=_timeout(m),
+                                             deadline=_deadline(m)),
+    "credits": lambda m, ref: CreditsRequest(ref=ref, symbol=_symbol(m), timeout=_timeout(m), deadline=_deadline(m)),
+    "loans": lambda m, ref: LoansRequest(ref=ref, symbol=_symbol(m), timeout=_timeout(m), deadline=_deadline(m)),
     "watch": lambda m, ref: WatchRequest(ref=ref),
 }
 OP_NAMES = frozenset(_PARSERS)

@@ -338,18 +338,33 @@ class InputMachine:
             del self._line_by_key[(kind, key)]
 
     def _take_in_order(self, policy: InputPolicy, link: int, note: Notification) -> _Entry | None:
-        """The oldest unanswered frame of this kind on *link* that the answer fits; it leaves the line."""
+        """The oldest unanswered frame of this kind on *link* that the answer fits; it leaves the line.
+
+        For a kind that joins (a cancel) the oldest is strictly the one: its late answer must not be taken for a
+        younger frame's. For a kind that never joins (a submit), a frame whose requesters all left may have been
+        lost by the exchange: when the answer also fits a frame someone still waits for, that one takes it (a
+        retry of a lost submit is answered, not timed out; the two have the same fields).
+        """
         line = self._line[policy.kind]
         while line and line[0].answered:
             line.popleft()
+        abandoned: _Sent | None = None
         for record in _unanswered(line):
             if record.link != link:
-                return None  # an older link's frame: nothing of this link is older (lines are per link)
-            if policy.accepts(record.entry.spec, note):
-                if policy.joins:
-                    self._answered_by_key(policy.kind, record.entry.key)  # the oldest of its key: this one
+                break  # an older link's frame: nothing of this link is older (lines are per link)
+            if not policy.accepts(record.entry.spec, note):
+                continue
+            if policy.joins:
+                self._answered_by_key(policy.kind, record.entry.key)  # the oldest of its key: this one
                 record.answered = True
                 return record.entry
+            if not record.entry.settled:
+                record.answered = True
+                return record.entry
+            abandoned = abandoned or record
+        if abandoned is not None:
+            abandoned.answered = True
+            return abandoned.entry
         return None
 
     def _claim_for_others(self, answered: _Entry, offer_id: int) -> None:

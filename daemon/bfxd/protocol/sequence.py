@@ -61,8 +61,10 @@ def _is_request_answer(msg: list[Any]) -> bool:
 
 
 def sequence_numbers(msg: Any) -> SequenceNumbers | None:
-    """The numbers an already parsed frame carries (None for objects and empty arrays)."""
-    if not isinstance(msg, list) or not msg:
+    """The numbers an already parsed frame carries (None for objects, empty arrays, and arrays that are not
+    channel frames: their first element is no channel id, so a number at their end is garbage, not a sequence
+    number, and must not be taken for a gap)."""
+    if not isinstance(msg, list) or not msg or isinstance(msg[0], bool) or not isinstance(msg[0], int):
         return None
     kind = msg[1] if len(msg) > 1 else None
     account = msg[0] == 0 and not isinstance(msg[0], bool) and kind != "hb"
