@@ -75,6 +75,7 @@ from tests.integration.helpers import (
     test_config,
     test_credentials,
 )
+from tests.logwatch import LogWatch
 
 from bfxd.actors.session import SessionBoard
 from bfxd.daemon import run_daemon
@@ -180,32 +181,6 @@ class Network:
         link.scope.cancel()  # one side ended: so does the link, both ways
 
 
-# ---- the log, to wait on (the daemon logs every step) -----------------------------------------------------
-
-
-class Logs:
-    """A structlog processor keeping every event, and waits on them (instead of sleeping)."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-        self._changed = trio.Event()
-
-    def __call__(self, _logger: object, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        self.entries.append({**event_dict, "t": trio.current_time()})
-        self._changed.set()
-        self._changed = trio.Event()
-        return event_dict
-
-    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
-        return [e for e in self.entries if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())]
-
-    async def wait_for(self, event: str, *, count: int = 1, **fields: Any) -> dict[str, Any]:
-        with trio.fail_after(GUARD_S):
-            while len(found := self.find(event, **fields)) < count:
-                await self._changed.wait()
-        return found[count - 1]
-
-
 # ---- one cell -----------------------------------------------------------------------------------------------
 
 
@@ -215,7 +190,7 @@ class Cell:
     net: Network
     nursery: trio.Nursery  # for faults that take a while to return (a polite drop waits for the close)
     board: SessionBoard
-    logs: Logs
+    logs: LogWatch
     client: LineClient
     fault: str
     offers: list[int]
@@ -322,7 +297,7 @@ class Cell:
 
 
 async def run_cell(socket_dir: Path, fault: str, scenario: Callable[[Cell], Awaitable[None]]) -> Cell:
-    logs = Logs()
+    logs = LogWatch()
     with structlog.testing.capture_logs(processors=[logs]):
         sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, offers=6, seed=3, hb_interval=0.2))
         async with trio.open_nursery() as nursery:
