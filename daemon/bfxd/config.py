@@ -217,6 +217,9 @@ class ExchangeConfig:
     heartbeat_timeout: float = attrs.field(default=30.0, validator=_positive, metadata=_kind(NUMBER))
     auth_timeout: float = attrs.field(default=10.0, validator=_positive, metadata=_kind(NUMBER))
     connect_timeout: float = attrs.field(default=10.0, validator=_positive, metadata=_kind(NUMBER))
+    # The pace of inputs (foc, fon, calc): the docs publish no websocket input limit (README, "Pacing").
+    inputs_per_second: float = attrs.field(default=5.0, validator=_positive, metadata=_kind(NUMBER))
+    input_burst: int = attrs.field(default=20, validator=_positive_int, metadata=_kind(INTEGER))
 
 
 @attrs.frozen

@@ -38,7 +38,7 @@ from bfxd.actors.session import SessionBoard, SessionSnapshot
 from bfxd.config import Config
 from bfxd.credentials import Credentials
 from bfxd.exchange import ExchangeChannels, run_exchange_side
-from bfxd.settings import auth_settings, inbox_settings, link_settings
+from bfxd.settings import account_settings, auth_settings, inbox_settings, link_settings
 from bfxd.systemd import Notifier, run_watchdog
 from bfxd.unix_socket import open_unix_listener
 
@@ -99,7 +99,8 @@ async def run_daemon(
             await helpers.start(partial(run_watchdog, notifier, period=watchdog_period, probe=probe))
         async with trio.open_nursery() as core:
             await core.start(partial(run_exchange_side, link=link or link_settings(config),
-                                     auth=auth_settings(config, credentials), board=board, commands=commands_out,
+                                     auth=auth_settings(config, credentials), account=account_settings(config),
+                                     board=board, commands=commands_out,
                                      channels=exchange_channels))
             await core.start(_run_then_set, partial(
                 run_inbox, listener, account=account, commands=commands_in, settings=inbox, stop=stop),

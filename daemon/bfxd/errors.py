@@ -5,6 +5,8 @@ cannot use (log it, answer it, carry on); a *Local* error means our own code tri
 forbids (a bug: let it crash loudly). Messages never contain secret values.
 """
 
+from decimal import Decimal
+
 
 class BfxdError(Exception):
     """Base class for errors bfxd raises on purpose."""
@@ -28,7 +30,7 @@ class LocalProtocolError(ProtocolError):
 
 def excerpt(value: object, limit: int = 80) -> str:
     """A short, printable excerpt of *value* for error messages (never the whole frame)."""
-    text = value if isinstance(value, str) else repr(value)
+    text = value if isinstance(value, str) else str(value) if isinstance(value, Decimal) else repr(value)
     if isinstance(value, (bytes, bytearray)):
         text = repr(bytes(value[: limit + 1]))
     return text if len(text) <= limit else text[:limit] + "…"

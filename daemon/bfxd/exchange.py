@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 import trio
 
-from bfxd.actors.account import run_account
+from bfxd.actors.account import AccountSettings, run_account
 from bfxd.actors.auth import AuthSettings, run_auth
 from bfxd.actors.connection import LinkSettings, run_connection
 from bfxd.actors.session import SessionBoard
@@ -33,6 +33,7 @@ async def run_exchange_side(
     *,
     link: LinkSettings,
     auth: AuthSettings,
+    account: AccountSettings,
     board: SessionBoard,
     commands: trio.MemoryReceiveChannel[Any],
     channels: ExchangeChannels,
@@ -59,7 +60,8 @@ async def run_exchange_side(
 
         async def account_then_stop_link() -> None:
             try:
-                await run_account(board=board, commands=commands, events=to_account_out, frames=account_frames)
+                await run_account(board=board, commands=commands, events=to_account_out, frames=account_frames,
+                                  settings=account)
             finally:
                 link_stop.set()
 

@@ -6,6 +6,7 @@ internal timings) is not configurable and is documented where it is declared.
 
 from __future__ import annotations
 
+from bfxd.actors.account import AccountSettings
 from bfxd.actors.auth import AuthSettings
 from bfxd.actors.connection import LinkSettings
 from bfxd.actors.inbox import InboxSettings
@@ -28,6 +29,11 @@ def auth_settings(config: Config, credentials: Credentials) -> AuthSettings:
         api_key=credentials.api_key, api_secret=credentials.api_secret,
         auth_timeout=config.exchange.auth_timeout, retry_delay=config.reconnect.max_delay,
     )
+
+
+def account_settings(config: Config) -> AccountSettings:
+    return AccountSettings(inputs_per_second=config.exchange.inputs_per_second,
+                           input_burst=config.exchange.input_burst)
 
 
 def inbox_settings(config: Config) -> InboxSettings:

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from bfxd.actors.account import RouterInput, run_account
+from bfxd.actors.account import AccountSettings, RouterInput, run_account
 from bfxd.actors.api import AccountClient, PendingInput
 from bfxd.actors.messages import (
     AccountCommand,
@@ -90,14 +90,14 @@ class Request:
 class Router:
     """run_account with an AccountClient in front and the frames channel readable by the test."""
 
-    def __init__(self, *, frames_size: int = 16) -> None:
+    def __init__(self, *, frames_size: int = 16, pace: float = 1000.0, burst: int = 1000) -> None:
         self.board = SessionBoard()
         self.commands, commands_out = trio.open_memory_channel[AccountCommand](0)
         self.events, events_out = trio.open_memory_channel[RouterInput](64)
         frames_in, self.frames = trio.open_memory_channel[OutboundFrame](frames_size)
         self.client = AccountClient(self.commands, self.board)
         self.run = partial(run_account, board=self.board, commands=commands_out, events=events_out,
-                           frames=frames_in)
+                           frames=frames_in, settings=AccountSettings(inputs_per_second=pace, input_burst=burst))
         self.nursery: trio.Nursery | None = None
         self._ids = iter(range(1, 10**6))
 

@@ -84,7 +84,7 @@ class TestAuthFrame:
         assert request.nonce == str(T0_US)
         assert request.payload == f"AUTH{T0_US}"
         assert request.signature == auth_signature(Secret(API_SECRET), request.payload)
-        assert request.filter == ("funding", "notify")
+        assert request.filter == ("funding", "wallet", "notify")
         assert request.dms is None
         assert auth.board.state == "authenticating"
         assert nothing_in(auth.frames)

@@ -111,6 +111,7 @@ class TestSessionBoard:
         board.note_frame()
         await trio.sleep(1.23456)
         board.user_id, board.reconnects, board.pending, board.offers = 42, 3, 2, 7
+        board.queued_inputs, board.pace = 4, 2.5
         board.set_state("maintenance", "exchange maintenance")
         assert board.snapshot().to_json() == {
             "state": "maintenance",
@@ -121,6 +122,7 @@ class TestSessionBoard:
             "reconnects": 3,
             "pending": 2,
             "offers": 7,
+            "inputs": {"queued": 4, "per_second": 2.5},
             "detail": "exchange maintenance",
         }
 

@@ -24,9 +24,11 @@ def test_credentials() -> Credentials:
 
 def test_config(url: str, socket_path: Path, *, heartbeat_timeout: float = 30.0, request_timeout: float = 5.0,
                 shutdown_grace: float = 1.0, allowed_uids: tuple[int, ...] = (), max_clients: int = 1024,
-                mode: int = 0o600) -> Config:
+                mode: int = 0o600, inputs_per_second: float = 1000.0, input_burst: int = 1000) -> Config:
+    """A config for loopback tests: short timeouts, and an input pace that only the pacing tests hold back."""
     return Config(
-        exchange=ExchangeConfig(url=url, heartbeat_timeout=heartbeat_timeout, auth_timeout=5.0, connect_timeout=5.0),
+        exchange=ExchangeConfig(url=url, heartbeat_timeout=heartbeat_timeout, auth_timeout=5.0, connect_timeout=5.0,
+                                inputs_per_second=inputs_per_second, input_burst=input_burst),
         socket=SocketConfig(path=socket_path, mode=mode, allowed_uids=allowed_uids, max_clients=max_clients),
         requests=RequestsConfig(timeout=request_timeout, shutdown_grace=shutdown_grace),
         reconnect=ReconnectConfig(initial_delay=0.05, max_delay=0.5),

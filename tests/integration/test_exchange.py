@@ -15,6 +15,7 @@ import pytest
 import trio
 from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S, fast_link
 
+from bfxd.actors.account import AccountSettings
 from bfxd.actors.api import AccountClient
 from bfxd.actors.auth import AuthSettings
 from bfxd.actors.channels import ChannelBoard
@@ -73,7 +74,8 @@ async def _rig(nursery: trio.Nursery, *, heartbeat_timeout: float = 30.0, **sim_
     (commands_in, commands), channels = open_channels(ChannelBoard())
     auth = AuthSettings(api_key=Secret(API_KEY), api_secret=Secret(API_SECRET), auth_timeout=5.0, retry_delay=0.3)
     await nursery.start(partial(run_exchange_side, link=fast_link(url, heartbeat_timeout=heartbeat_timeout),
-                                auth=auth, board=board, commands=commands, channels=channels))
+                                auth=auth, account=AccountSettings(inputs_per_second=1000.0, input_burst=1000),
+                                board=board, commands=commands, channels=channels))
     rig = Rig(sim, board, AccountClient(commands_in, board))
     await rig.wait_state("ready")
     await rig.wait_synced()

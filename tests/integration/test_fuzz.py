@@ -49,6 +49,7 @@ from bfxd.protocol import (
     MaintenanceEnded,
     MaintenanceStarted,
     ServerRestarting,
+    client_requests,
     client_wire,
     decode_exchange_frame,
 )
@@ -248,7 +249,7 @@ NEAR_VALID = _lines(near_valid_lines())
 def _verdict(line: bytes) -> tuple[object, str | None, str | None]:
     """(ref the answer must echo, op, error type the protocol itself gives or None if it accepts the line)."""
     try:
-        request = client_wire.parse_request(line)
+        request = client_requests.parse_request(line)
     except client_wire.RequestRejected as exc:
         return exc.ref, exc.op, exc.error_type
     return request.ref, request.op, None

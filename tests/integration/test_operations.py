@@ -184,7 +184,8 @@ def test_watchdog_judges_the_exchange_side_from_the_board() -> None:
     now = time.time()
 
     def snap(state: str, since_ago: float, age: float | None) -> SessionSnapshot:
-        return SessionSnapshot(state=state, since=now - since_ago, user_id=1, last_message_age_s=age,  # type: ignore[arg-type]
+        return SessionSnapshot(state=state, since=now - since_ago, user_id=1, last_message_age_s=age,
+                               queued_inputs=0, pace=5.0,  # type: ignore[arg-type]
                                reconnects=0, pending=0, offers=0, detail=None, version=1)
 
     assert _exchange_side_stale(snap("ready", 100, 1.0), config) == []

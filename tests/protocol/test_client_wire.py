@@ -9,23 +9,25 @@ import pytest
 
 from bfxd.errors import RemoteProtocolError
 from bfxd.protocol import client_wire
-from bfxd.protocol.client_wire import (
-    MAX_LINE,
-    OPS,
+from bfxd.protocol.client_requests import (
+    OP_NAMES,
     CancelAllRequest,
     CancelRequest,
-    LineBuffer,
-    LineTooLong,
     OffersRequest,
     PingRequest,
-    RequestRejected,
     StatusRequest,
     WatchRequest,
+    parse_request,
+)
+from bfxd.protocol.client_wire import (
+    MAX_LINE,
+    LineBuffer,
+    LineTooLong,
+    RequestRejected,
     answer_line,
     error_body,
     error_line,
     event_line,
-    parse_request,
     rejection_line,
 )
 
@@ -197,7 +199,7 @@ VALID_REQUESTS = [
      CancelAllRequest(ref="all", symbol="fUSD", timeout=30.0)),
     # Fields the op does not use are ignored, whatever they hold.
     ('{"op":"ping","id":"x","timeout":-1,"symbol":5,"extra":[1]}', PingRequest()),
-    ('{"op":"offers","id":0,"timeout":"x"}', OffersRequest()),
+    ('{"op":"offers","id":0,"force":"x"}', OffersRequest()),
     ('{"op":"cancel","id":5,"symbol":"bad!"}', CancelRequest(offer_id=5)),
     # JSON whitespace around the object is fine.
     (' {"op" : "ping"} \r', PingRequest()),
@@ -236,7 +238,8 @@ class TestValidRequests:
 
     def test_ops_are_the_interface_ops(self) -> None:
         """The known ops are those of interface.md, plus those the README adds (hello)."""
-        assert frozenset({"ping", "hello", "status", "offers", "cancel", "cancel_all", "watch"}) == OPS
+        assert frozenset({"ping", "hello", "status", "offers", "cancel", "cancel_all", "submit", "replace",
+                          "watch"}) == OP_NAMES
 
 
 def _rejected(line: str | bytes) -> RequestRejected:
@@ -255,7 +258,7 @@ BAD_REQUESTS = [
     pytest.param('{"op":"cancel","id":1,"timeout":NaN}', "bad_request", None, None, id="nan"),
     pytest.param('{"op":"cancel","id":1,"timeout":Infinity}', "bad_request", None, None, id="infinity"),
     pytest.param('{"op":"cancel","id":1,"timeout":-Infinity}', "bad_request", None, None, id="minus-infinity"),
-    pytest.param('{"op":"cancel","id":1,"timeout":1e999}', "bad_request", None, None, id="float-overflow"),
+    pytest.param('{"op":"cancel","id":1,"timeout":1e999}', "bad_request", "cancel", None, id="float-overflow"),
     pytest.param("[]", "bad_request", None, None, id="array"),
     pytest.param('[{"op":"ping"}]', "bad_request", None, None, id="array-of-request"),
     pytest.param('"ping"', "bad_request", None, None, id="string"),
@@ -366,7 +369,7 @@ class TestRejectedRequests:
         """The unknown_op message names the op and lists the known ones."""
         message = _rejected('{"op":"frobnicate"}').message
         assert "frobnicate" in message
-        assert ", ".join(sorted(OPS)) in message and "cancel_all" in message
+        assert ", ".join(sorted(OP_NAMES)) in message and "cancel_all" in message
 
     def test_messages_are_short(self) -> None:
         """A huge bad value is quoted as a short excerpt."""

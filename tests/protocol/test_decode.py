@@ -13,14 +13,23 @@ from bfxd.protocol.events import (
     AuthFailed,
     AuthOk,
     AuthRequest,
+    CalcInput,
     CancelOfferInput,
     ConfAck,
     ConfRequest,
+    CreditClose,
+    CreditNew,
+    CreditsSnapshot,
+    CreditUpdate,
     ErrorEvent,
     Heartbeat,
     Ignored,
     Info,
     InfoMessage,
+    LoanClose,
+    LoanNew,
+    LoansSnapshot,
+    LoanUpdate,
     MaintenanceEnded,
     MaintenanceStarted,
     NewOfferInput,
@@ -33,12 +42,24 @@ from bfxd.protocol.events import (
     PingRequest,
     Pong,
     ServerRestarting,
+    WalletsSnapshot,
+    WalletUpdate,
 )
+from bfxd.protocol.funding import FundingLoan
 from bfxd.protocol.offer import FundingOffer
+from bfxd.protocol.wallet import Wallet
 from conftest import FRAMES_DIR, load_frame, load_frame_text
 
 from .expected import (
+    BTC_LOAN_NEW,
+    CREDIT_DOCS,
+    CREDIT_FCC,
+    CREDIT_FCN,
+    CREDIT_FCU,
     ERROR_INFO_OFFER,
+    LOAN_FLC,
+    LOAN_FLS,
+    LOAN_FLU,
     USD_ACTIVE,
     UST_ACTIVE,
     UST_CANCELED,
@@ -54,7 +75,22 @@ EXCHANGE_FRAMES = {
     "auth-ok.json": AuthOk(user_id=1234567, auth_id="a26236f1-ef44-4671-be32-197ce190348f"),
     "bu-ignored.json": Ignored(chan_id=0, kind="bu"),
     "error-event.json": ErrorEvent(code=10000, message="Unknown event"),
-    "fcs-ignored.json": Ignored(chan_id=0, kind="fcs"),
+    "fcs-ignored.json": CreditsSnapshot(credits=()),  # named when bfxd ignored credits
+    "fcs-docs-example.json": CreditsSnapshot(credits=(CREDIT_DOCS,)),
+    "fcs-bad-rows.json": CreditsSnapshot(credits=(CREDIT_DOCS,), skipped=(
+        "row 1: funding credit field 3 should be an integer, got not a time",
+        "row 2: funding credit field 0 should be a positive integer, got no id",
+    )),
+    "fcn.json": CreditNew(credit=CREDIT_FCN),
+    "fcu.json": CreditUpdate(credit=CREDIT_FCU),
+    "fcc.json": CreditClose(credit=CREDIT_FCC),
+    "fls-snapshot.json": LoansSnapshot(loans=(LOAN_FLS,)),
+    "fln.json": LoanNew(loan=BTC_LOAN_NEW),
+    "flu.json": LoanUpdate(loan=LOAN_FLU),
+    "flc.json": LoanClose(loan=LOAN_FLC),
+    "seq-fcn.json": CreditNew(credit=CREDIT_FCN),
+    "seq-hb.json": Heartbeat(chan_id=0),
+    "conf-seq-ok.json": ConfAck(status="OK", flags=65536),
     "foc-canceled.json": OfferCancel(offer=UST_CANCELED),
     "foc-executed.json": OfferCancel(offer=UST_EXECUTED),
     "fon.json": OfferNew(offer=USD_ACTIVE),
@@ -82,8 +118,22 @@ EXCHANGE_FRAMES = {
         text="Submitting funding offer of 1000.5 USD at 0.0200 for 30 days.", offer=USD_ACTIVE,
     ),
     "pong.json": Pong(cid=1234, ts=1511545528111),
-    "ws-snapshot-ignored.json": Ignored(chan_id=0, kind="ws"),
+    "ws-snapshot-ignored.json": WalletsSnapshot(wallets=(  # named when bfxd ignored wallets
+        Wallet(type="funding", currency="USD", balance=1000.5, unsettled_interest=0, available=None),)),
+    "ws-docs-example.json": WalletsSnapshot(wallets=(
+        Wallet(type="exchange", currency="SAN", balance=19.76, unsettled_interest=0, available=None),)),
+    "ws-funding.json": WalletsSnapshot(wallets=(
+        Wallet(type="funding", currency="USD", balance=1000.5, unsettled_interest=0.25, available=None),
+        Wallet(type="funding", currency="BTC", balance=0.5, unsettled_interest=0, available=None),
+        Wallet(type="exchange", currency="USD", balance=20, unsettled_interest=0, available=None),
+    )),
+    "wu-docs-example.json": WalletUpdate(wallet=Wallet(
+        type="exchange", currency="BTC", balance=1.61169184, unsettled_interest=0, available=None)),
+    "wu-calc-answer.json": WalletUpdate(wallet=Wallet(
+        type="funding", currency="USD", balance=1000.5, unsettled_interest=0.25, available=250.5)),
 }
+# seq-n-fon-req.json decodes as n-fon-req-success.json does: the trailing sequence number is not read.
+EXCHANGE_FRAMES["seq-n-fon-req.json"] = EXCHANGE_FRAMES["n-fon-req-success.json"]
 
 CLIENT_FRAMES = {
     "auth-request.json": AuthRequest(
@@ -95,6 +145,8 @@ CLIENT_FRAMES = {
         dms=None,
     ),
     "input-foc.json": CancelOfferInput(offer_id=41238934),
+    "input-calc.json": CalcInput(requests=("wallet_funding_USD", "wallet_funding_BTC")),
+    "input-conf-seq.json": ConfRequest(flags=65536),
     "ping.json": PingRequest(cid=1234),
 }
 
@@ -206,7 +258,15 @@ MORE_EXCHANGE_CASES = [
     ('[17,"hb"]', Heartbeat(chan_id=17)),
     ('[17,[[1,2,3]]]', Ignored(chan_id=17, kind="data")),
     ('[17,"te",[1,2]]', Ignored(chan_id=17, kind="te")),
-    ('[0,"fcn",[1]]', Ignored(chan_id=0, kind="fcn")),
+    ('[0,"ps",[1]]', Ignored(chan_id=0, kind="ps")),
+    ('[0,"ws",[]]', WalletsSnapshot(wallets=())),
+    ('[0,"fls",[]]', LoansSnapshot(loans=())),
+    ('[0,"ws",[["funding","USD",5],["funding"],7]]', WalletsSnapshot(
+        wallets=(Wallet(type="funding", currency="USD", balance=5),),
+        skipped=("row 1: wallet lacks its type or currency: ['funding']", "row 2: wallet should be an array, got 7"))),
+    ('[0,"fls",[[1,"fUSD",1,null,null,5,0,"ACTIVE"],[2,"fUSD",1,null,null,"5",0,"ACTIVE"]]]', LoansSnapshot(
+        loans=(FundingLoan(id=1, symbol="fUSD", status="ACTIVE", side=1, amount=5, flags=0),),
+        skipped=("row 1: funding loan field 5 should be a number, got 5",))),
     ('[0,"os"]', Ignored(chan_id=0, kind="os")),
     (f"[0,\"fon\",{OFFER_ROW}]", OfferNew(offer=OFFER_7)),
     # Arrays may grow: extra trailing fields on the frame, the offer and the notification are ignored.
@@ -328,6 +388,25 @@ BAD_EXCHANGE_FRAMES = [
     pytest.param('[0,"n",[1,"x",null,null,null,"10","SUCCESS","t"]]', id="n-code-string"),
     pytest.param('[0,"n",[1,"x",null,null,null,null,5,"t"]]', id="n-status-number"),
     pytest.param('[0,"n",[1,"x",null,null,null,null,"SUCCESS",5]]', id="n-text-number"),
+    # Wallets, credits and loans: a snapshot that is not a list loses the frame; one row frames decode strictly.
+    pytest.param('[0,"ws",{}]', id="ws-payload-object"),
+    pytest.param('[0,"fcs",null]', id="fcs-payload-null"),
+    pytest.param('[0,"fls","x"]', id="fls-payload-string"),
+    pytest.param('[0,"wu",null]', id="wu-null"),
+    pytest.param('[0,"wu",[null,"USD",1]]', id="wu-no-type"),
+    pytest.param('[0,"wu",["funding",5,1]]', id="wu-currency-number"),
+    pytest.param('[0,"wu",["funding","USD","1"]]', id="wu-balance-string"),
+    pytest.param('[0,"wu",["funding","USD",1,0,true]]', id="wu-available-boolean"),
+    pytest.param('[0,"fcn",[1]]', id="fcn-id-only"),
+    pytest.param('[0,"fcu",[1,"fUSD",1,1,1,1,0,null]]', id="fcu-no-status"),
+    pytest.param('[0,"fcc",[0,"fUSD",1,1,1,1,0,"CLOSED"]]', id="fcc-id-zero"),
+    pytest.param('[0,"fcn",[1,"fUSD",1,1,1,1,0,"ACTIVE",null,null,null,1,2,1,1,0,0,null,0,null,0,5]]',
+                 id="fcn-position-pair-number"),
+    pytest.param('[0,"fln",[1,"fUSD",true,1,1,1,0,"ACTIVE"]]', id="fln-side-boolean"),
+    pytest.param('[0,"flu",[1,"fUSD",1,1,1,1,[0],"ACTIVE"]]', id="flu-flags-array"),
+    pytest.param('[0,"flc",[1,"fUSD",1,1,1,1,0,"CLOSED",null,null,null,1,2,1,1,2]]', id="flc-notify-two"),
+    pytest.param('[0,"fln",[1,"fUSD",1,1,1,1,0,"ACTIVE",7]]', id="fln-rate-type-number"),
+    pytest.param('[0,"fln",{}]', id="fln-object"),
 ]
 
 
@@ -409,6 +488,8 @@ CLIENT_CASES = [
         '{"event":"auth","apiKey":"K","authSig":"S","authNonce":"1","authPayload":"AUTH1","filter":[]}',
         AuthRequest(api_key="K", signature="S", nonce="1", payload="AUTH1", filter=(), dms=None),
     ),
+    ('[0,"calc",null,[]]', CalcInput(requests=())),
+    ('[0,"calc",null,[["margin_base"],["balance"]]]', CalcInput(requests=("margin_base", "balance"))),
 ]
 
 
@@ -471,6 +552,10 @@ BAD_CLIENT_FRAMES = [
         '{"event":"auth","apiKey":"K","authSig":"S","authNonce":"1","authPayload":"P","dms":"4"}',
         id="auth-dms-string",
     ),
+    pytest.param('[0,"calc",null,{}]', id="calc-object"),
+    pytest.param('[0,"calc",null,["wallet_funding_USD"]]', id="calc-flat-strings"),
+    pytest.param('[0,"calc",null,[["a","b"]]]', id="calc-two-keys-in-one"),
+    pytest.param('[0,"calc",null,[[5]]]', id="calc-key-number"),
 ]
 
 

@@ -81,7 +81,7 @@ class TestAuthFrame:
             "authSig": KNOWN_SIGNATURE,
             "authNonce": "1700000000000000",
             "authPayload": "AUTH1700000000000000",
-            "filter": ["funding", "notify"],
+            "filter": ["funding", "wallet", "notify"],
         }
 
     def test_signature_matches_an_independent_hmac(self) -> None:
@@ -120,9 +120,9 @@ class TestAuthFrame:
         assert _auth(filter=["funding-fUSD"])["filter"] == ["funding-fUSD"]
         assert "filter" not in _auth(filter=None)
 
-    def test_default_filter_is_funding_and_notify(self) -> None:
-        """The default auth filter is exactly funding and notify."""
-        assert DEFAULT_AUTH_FILTER == ("funding", "notify")
+    def test_default_filter_is_funding_wallet_and_notify(self) -> None:
+        """The default auth filter is exactly funding (offers, credits, loans), wallet (ws/wu) and notify."""
+        assert DEFAULT_AUTH_FILTER == ("funding", "wallet", "notify")
 
     def test_frame_is_compact_and_secret_free(self) -> None:
         """The text has no spaces and never contains the API secret itself."""
@@ -147,7 +147,7 @@ class TestAuthFrame:
         event = decode_client_frame(auth_frame(Secret(API_KEY), Secret(API_SECRET), NONCE, dms=4))
         assert event == AuthRequest(
             api_key="the-api-key", signature=KNOWN_SIGNATURE, nonce="1700000000000000",
-            payload="AUTH1700000000000000", filter=("funding", "notify"), dms=4,
+            payload="AUTH1700000000000000", filter=("funding", "wallet", "notify"), dms=4,
         )
 
 
@@ -207,7 +207,7 @@ ROUND_TRIPS = [
     (pong_frame(1234, 1511545528111), Pong(cid=1234, ts=1511545528111)),
     (heartbeat_frame(), Heartbeat(chan_id=0)),
     (heartbeat_frame(17), Heartbeat(chan_id=17)),
-    (account_frame("ws", [["funding", "USD", 1.0, 0, None, None, None]]), Ignored(chan_id=0, kind="ws")),
+    (account_frame("ps", [["tBTCUSD", "ACTIVE", 1.0]]), Ignored(chan_id=0, kind="ps")),
     (offers_snapshot_frame([]), OffersSnapshot(offers=())),
     (offers_snapshot_frame([UST_ACTIVE, USD_ACTIVE]), OffersSnapshot(offers=(UST_ACTIVE, USD_ACTIVE))),
     (offers_snapshot_frame([USD_ACTIVE], bool_as_int=False), OffersSnapshot(offers=(USD_ACTIVE,))),

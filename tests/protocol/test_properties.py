@@ -12,21 +12,26 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bfxd.errors import RemoteProtocolError
+from bfxd.protocol.account_books import CreditBook
 from bfxd.protocol.book import OfferBook
-from bfxd.protocol.client_wire import (
-    OPS,
-    LineBuffer,
-    Request,
-    RequestRejected,
-    answer_line,
-    parse_request,
-    rejection_line,
-)
+from bfxd.protocol.client_requests import OP_NAMES, Request, parse_request
+from bfxd.protocol.client_wire import LineBuffer, RequestRejected, answer_line, rejection_line
 from bfxd.protocol.decode import decode_client_frame, decode_exchange_frame, decode_exchange_message
 from bfxd.protocol.encode import offer_frame, offers_snapshot_frame
-from bfxd.protocol.events import ClientEvent, ExchangeEvent, OfferNew, OffersSnapshot
+from bfxd.protocol.events import (
+    ClientEvent,
+    CreditClose,
+    CreditNew,
+    CreditsSnapshot,
+    CreditUpdate,
+    ExchangeEvent,
+    OfferNew,
+    OffersSnapshot,
+)
+from bfxd.protocol.funding import FundingCredit
 from bfxd.protocol.nonce import MAX_NONCE, NonceSource
 from bfxd.protocol.offer import FundingOffer
+from bfxd.protocol.sequence import SequenceCheck, sequence_numbers
 
 pytestmark = pytest.mark.fuzz
 
@@ -80,7 +85,8 @@ offer_wire_values = st.one_of(
     json_values,
 )
 offer_rows = st.lists(offer_wire_values, min_size=0, max_size=24)
-account_kinds = st.sampled_from(["fos", "fon", "fou", "foc", "n", "hb", "ws", "fcs", "bu", "te"])
+account_kinds = st.sampled_from(["fos", "fon", "fou", "foc", "n", "hb", "ws", "wu", "fcs", "fcn", "fcu", "fcc",
+                                 "fls", "fln", "flu", "flc", "bu", "te"])
 notification_payloads = st.lists(
     st.one_of(offer_wire_values, offer_rows, st.sampled_from(["foc-req", "fon-req", "fou-req", "on-req"])),
     min_size=0,
@@ -116,7 +122,7 @@ structured_exchange = st.one_of(
 structured_client = st.one_of(
     st.tuples(
         st.just(0) | edge_values,
-        st.sampled_from(["foc", "fon", "oc", "on"]) | edge_values,
+        st.sampled_from(["foc", "fon", "calc", "oc", "on"]) | edge_values,
         edge_values,
         st.fixed_dictionaries(
             {},
@@ -135,7 +141,7 @@ structured_client = st.one_of(
 
 # Mostly well-formed requests with one or more fields drawn from edge cases, so the checks past the first
 # field (id before timeout, symbol) and the echo of odd but valid refs are reached often.
-request_ops = st.sampled_from(sorted(OPS))
+request_ops = st.sampled_from(sorted(OP_NAMES))
 good_refs = st.none() | any_text | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
 good_ids = st.integers(min_value=1, max_value=2**53 - 1)
 good_timeouts = st.none() | st.floats(min_value=0.001, max_value=3600) | st.integers(min_value=1, max_value=3600)
@@ -210,6 +216,9 @@ class TestAnyInput:
             assert isinstance(decode_exchange_message(value), ExchangeEvent)
         except RemoteProtocolError:
             pass
+        check = SequenceCheck()
+        for _ in range(2):  # once as a start, once against it
+            assert check.feed(sequence_numbers(value)).status in ("ok", "no-number", "gap")
         for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
             for data in (text, text.encode("utf-8", "surrogatepass")):  # lone surrogates: not valid UTF-8
                 _exchange(data)
@@ -386,3 +395,43 @@ class TestBookProperty:
             else:
                 model[offers[0].id] = offers[0]
         assert book.offers() == [model[i] for i in sorted(model)]
+
+
+# ---- the credit book against a model ----------------------------------------------------------------------
+
+credit_ids = st.integers(min_value=1, max_value=6)
+credit_steps = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["fcn", "fcu", "fcc"]), credit_ids),
+        st.tuples(st.just("fcs"), st.frozensets(credit_ids, max_size=6)),
+    ),
+    max_size=30,
+)
+
+
+def _credit(credit_id: int, step: int) -> FundingCredit:
+    return FundingCredit(id=credit_id, symbol="fUSD", status="ACTIVE", mts_update=step)
+
+
+@FUZZ
+@given(credit_steps)
+def test_credit_book_matches_a_dict(steps: list[tuple[str, Any]]) -> None:
+    """Any sequence of credit frames leaves the book holding what a plain dict model holds, and every change
+    is reported with the action the model predicts (snapshot/new/update/close)."""
+    book, model = CreditBook(), {}
+    for step, (kind, arg) in enumerate(steps):
+        if kind == "fcs":
+            fresh = {i: _credit(i, step) for i in sorted(arg)}
+            expected = [("close", i) for i in sorted(model) if i not in fresh] + [("snapshot", i) for i in fresh]
+            changes = book.apply(CreditsSnapshot(credits=tuple(fresh.values())))
+            model = fresh
+        elif kind == "fcc":
+            expected = [("close", arg)] if arg in model else []
+            changes = book.apply(CreditClose(_credit(arg, step)))
+            model.pop(arg, None)
+        else:
+            expected = [("update" if arg in model else "new", arg)]
+            changes = book.apply((CreditNew if kind == "fcn" else CreditUpdate)(_credit(arg, step)))
+            model[arg] = _credit(arg, step)
+        assert [(c.action, c.credit.id) for c in changes] == expected
+        assert book.credits() == [model[i] for i in sorted(model)]

@@ -12,9 +12,10 @@ import sys
 import pytest
 import trio
 
+from bfxd.protocol import SequenceCheck, conf_frame, sequence_numbers
 from bfxd.simulator.command import simulate_main
 
-from .wsclient import GUARD_S, KEY, SECRET, connect
+from .wsclient import GUARD_S, KEY, SECRET, auth_text, connect
 
 URL_LINE = re.compile(r"ws://127\.0\.0\.1:(\d+)/ws/2")
 
@@ -88,7 +89,8 @@ async def test_port_in_use_exits_1() -> None:
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     """A bad flag value is a usage error (argparse: exit 2) and says what was wrong."""
-    for argv in (["--port", "-1"], ["--rate-limit", "ten"], ["--hb-interval", "0"], ["--bogus"]):
+    for argv in (["--port", "-1"], ["--rate-limit", "ten"], ["--hb-interval", "0"], ["--bogus"], ["--credits", "-1"],
+                 ["--skip-sequence", "x"]):
         with pytest.raises(SystemExit) as exited:
             simulate_main(argv)
         assert exited.value.code == 2
@@ -102,5 +104,40 @@ def test_help_lists_the_fault_flags(capsys: pytest.CaptureFixture[str]) -> None:
     assert exited.value.code == 0
     text = capsys.readouterr().out
     for flag in ("--host", "--port", "--api-key", "--api-secret", "--offers", "--seed", "--hb-interval",
-                 "--scenario-interval", "--rate-limit", "--answer-delay", "--reject-auth", "--drop-every"):
+                 "--scenario-interval", "--rate-limit", "--answer-delay", "--reject-auth", "--drop-every",
+                 "--credits", "--loans", "--skip-sequence"):
         assert flag in text
+
+
+async def test_funding_and_sequence_flags() -> None:
+    """--credits/--loans seed the snapshots; --skip-sequence loses the first numbered account update, which a
+    client with sequence numbers on sees as a gap (fon answers are not updates: they still arrive)."""
+    process = await trio.lowlevel.open_process(
+        _command("--offers", "1", "--credits", "3", "--loans", "2", "--skip-sequence", "1"),
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        url = await _read_line(process.stdout, bytearray())
+        check = SequenceCheck()
+        offer = [0, "fon", None, {"type": "LIMIT", "symbol": "fUSD", "amount": "200", "rate": "0.0003", "period": 2}]
+        async with connect(url) as client:
+            await client.send(conf_frame(65536))
+            await client.receive()
+            await client.send(auth_text(filter=("funding", "wallet", "notify")))
+            frames = await client.receive_until(lambda f: isinstance(f, list) and f[1] == "fls")
+            assert [len(f[2]) for f in frames if isinstance(f, list) and f[1] in ("fcs", "fls")] == [3, 2]
+            for frame in frames:
+                assert not check.feed(sequence_numbers(frame)).is_gap
+            await client.send(offer)
+            assert (await client.receive())[1] == "n"  # its fon update is the one lost
+            await client.send(offer)
+            answer, update = await client.receive(), await client.receive()
+        # The answer repeats the auth number, which the lost update advanced: the gap shows there already.
+        verdict = check.feed(sequence_numbers(answer))
+        assert answer[1] == "n" and verdict.is_gap and verdict.stream == "auth"
+        assert verdict.got == verdict.expected + 1  # type: ignore[operator]
+        assert update[1] == "fon"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(GUARD_S):
+            await process.wait()

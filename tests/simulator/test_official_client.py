@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
 import trio
 
-from bfxd.protocol import AuthRequest, CancelOfferInput
+from bfxd.protocol import AuthRequest, CalcInput, CancelOfferInput, NewOfferInput
 
 from .wsclient import KEY, SECRET, start
 
@@ -65,6 +66,43 @@ async def _cancel_session(url: str, cancel_id: int, unknown_id: int) -> dict[str
         await _until(cancelled, runner)
         await bfx.wss.inputs.cancel_funding_offer(unknown_id)
         await _until(refused, runner)
+    finally:
+        if bfx.wss.open:
+            await bfx.wss.close()
+        await asyncio.wait({runner}, timeout=5)
+        runner.cancel()
+    return seen
+
+
+async def _submit_session(url: str) -> dict[str, Any]:
+    """Snapshots of wallets, credits and loans; a submitted offer (notification, then fon); a calc answer."""
+    from bfxapi import Client
+
+    bfx = Client(api_key=KEY, api_secret=SECRET, wss_host=url, filters=["funding", "wallet", "notify"])
+    seen: dict[str, Any] = {}
+    loans, submitted, created, calculated = asyncio.Event(), asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def keep(name: str, event: asyncio.Event | None = None) -> Any:
+        def handler(data: Any) -> None:
+            seen[name] = data
+            if event is not None:
+                event.set()
+        return handler
+
+    bfx.wss.on("wallet_snapshot", keep("wallets"))
+    bfx.wss.on("funding_credit_snapshot", keep("credits"))
+    bfx.wss.on("funding_loan_snapshot", keep("loans", loans))
+    bfx.wss.on("fon-req-notification", keep("notification", submitted))
+    bfx.wss.on("funding_offer_new", keep("offer", created))
+    bfx.wss.on("wallet_update", keep("wallet", calculated))
+    runner = asyncio.ensure_future(bfx.wss.start())
+    try:
+        await _until(loans, runner)
+        await bfx.wss.inputs.submit_funding_offer("LIMIT", "fUSD", Decimal("150.10"), Decimal("0.00025"), 7)
+        await _until(submitted, runner)
+        await _until(created, runner)
+        await bfx.wss.inputs.calc("wallet_funding_USD")
+        await _until(calculated, runner)
     finally:
         if bfx.wss.open:
             await bfx.wss.close()
@@ -140,3 +178,33 @@ async def test_official_client_wrong_secret_is_refused(nursery: trio.Nursery) ->
     raised = await _official(_wrong_secret_session(sim.url))
     assert isinstance(raised, InvalidCredentialError)
     assert sim.authenticated_count == 0 and isinstance(sim.received[0].event, AuthRequest)
+
+
+async def test_official_client_submits_an_offer_and_reads_funding(nursery: trio.Nursery) -> None:
+    """bfxapi parses the wallet, credit and loan snapshots field by field, submits an offer (fon-req SUCCESS with
+    the new id, then fon, the amount as it wrote it) and gets a calc answer with the available balance."""
+    sim = await start(nursery, credits=2, loans=1)
+    seen = await _official(_submit_session(sim.url))
+
+    assert {(w.wallet_type, w.currency, w.balance, w.available_balance) for w in seen["wallets"]} == {
+        ("funding", w.currency, w.balance, None) for w in sim.account.ledger.wallets()}
+    theirs = {c.id: c for c in seen["credits"]}
+    assert theirs.keys() == sim.credits.keys()
+    for credit_id, credit in sim.credits.items():
+        assert (theirs[credit_id].symbol, theirs[credit_id].side, theirs[credit_id].amount, theirs[credit_id].rate,
+                theirs[credit_id].period, theirs[credit_id].mts_opening, theirs[credit_id].rate_type,
+                theirs[credit_id].position_pair) == (credit.symbol, credit.side, credit.amount, credit.rate,
+                                                     credit.period, credit.mts_opening, credit.rate_type,
+                                                     credit.position_pair)
+    assert [loan.id for loan in seen["loans"]] == list(sim.loans)
+
+    notification, offer = seen["notification"], seen["offer"]
+    assert (notification.status, notification.data.id, notification.data.amount) == ("SUCCESS", offer.id, 150.1)
+    assert (offer.symbol, offer.amount, offer.rate, offer.period, offer.offer_status) == (
+        "fUSD", 150.1, 0.00025, 7, "ACTIVE")
+    assert sim.offers[offer.id].amount == Decimal("150.10")  # kept as bfxapi wrote it
+    submit = next(r.event for r in sim.received if isinstance(r.event, NewOfferInput))
+    assert (submit.amount, submit.rate, submit.period, submit.flags) == ("150.10", "0.00025", 7, 0)
+    assert any(r.event == CalcInput(requests=("wallet_funding_USD",)) for r in sim.received)
+    wallet = seen["wallet"]
+    assert (wallet.wallet_type, wallet.currency) == ("funding", "USD") and wallet.available_balance is not None

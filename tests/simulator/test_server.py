@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import attrs
 import pytest
@@ -202,7 +203,7 @@ class TestHeartbeats:
             assert trio.current_time() - last_snapshot >= 0.25
             await trio.sleep(0.15)  # the subject: traffic in the middle of a silent window, not a wait
             await sim.execute_offer(next(iter(sim.offers)), amount=1)
-            assert (await client.receive())[1] == "fou"
+            assert kinds([await client.receive() for _ in range(3)]) in (["fou", "fcn", "wu"], ["fou", "fln", "wu"])
             update = trio.current_time()
             assert await client.receive() == [0, "hb"]
             assert trio.current_time() - update >= 0.25
@@ -276,21 +277,26 @@ class TestFundingOffers:
     async def test_new_offer(self, nursery: trio.Nursery) -> None:
         """fon → n fon-req SUCCESS with the new offer → fon; the offer joins the book."""
         sim = await start(nursery)
-        request = {"type": "LIMIT", "symbol": "fUSD", "amount": "50.0", "rate": "0.0002", "period": 2, "flags": 0}
+        request = {"type": "LIMIT", "symbol": "fUSD", "amount": "150.10", "rate": "0.00020", "period": 2, "flags": 0}
         async with connect(sim.url, authenticated=True) as client:
             await client.send([0, "fon", None, request])
-            notification, update = await client.receive(), await client.receive()
+            notification_text, update_text = await client.receive_text(), await client.receive_text()
+        notification, update = json.loads(notification_text), json.loads(update_text)
         assert notification[2][1] == "fon-req" and notification[2][6] == "SUCCESS"
-        assert notification[2][7] == "Submitting funding offer of 50.0 USD at 0.0200 for 2 days."
+        assert notification[2][7] == "Submitting funding offer of 150.10 USD at 0.0200 for 2 days."
         offer = offer_from(update)
-        assert update[1] == "fon" and offer.status == "ACTIVE" and (offer.amount, offer.rate) == (50.0, 0.0002)
-        assert sim.offers[offer.id] == offer and offer.id > max(i for i in sim.offers if i != offer.id)
+        assert update[1] == "fon" and offer.status == "ACTIVE" and (offer.amount, offer.rate) == (150.1, 0.0002)
+        # The same digits the client wrote, in the notification's offer array and in the fon (never via float).
+        assert notification_text.count(",150.10,150.10,") == 1 and update_text.count(",150.10,150.10,") == 1
+        assert ",0.00020," in notification_text and ",0.00020," in update_text
+        assert notification[2][4][0] == offer.id and sim.offers[offer.id].amount == Decimal("150.10")
+        assert offer.id > max(i for i in sim.offers if i != offer.id)
 
     async def test_invalid_new_offer_is_refused(self, nursery: trio.Nursery) -> None:
         """A fon the exchange would refuse (period 1) → n fon-req ERROR and no change to the book."""
         sim = await start(nursery)
         before = sim.offers
-        request = {"type": "LIMIT", "symbol": "fUSD", "amount": "50", "rate": "0.0002", "period": 1}
+        request = {"type": "LIMIT", "symbol": "fUSD", "amount": "500", "rate": "0.0002", "period": 1}
         async with connect(sim.url, authenticated=True) as client:
             await client.send([0, "fon", None, request])
             notification = (await client.receive())[2]
@@ -308,9 +314,11 @@ class TestFundingOffers:
             partial = offer_from(await client.receive())
             assert partial.status.startswith("PARTIALLY FILLED at ") and partial.amount == pytest.approx(
                 offer.amount - 0.001)
+            await client.receive_until(lambda f: f[1] == "wu")  # the credit or loan it became: TestFunding
             await sim.execute_offer(offer.id)
             executed = await client.receive()
             assert executed[1] == "foc" and executed[2][4] == 0
+            await client.receive_until(lambda f: f[1] == "wu")
             assert executed[2][10] == f"EXECUTED at {offer.rate * 100:.4f}% ({partial.amount})"
             added = sim.add_offer(symbol="fUST", amount=300.0, rate=0.0003, period=7)
             assert offer_from(await client.receive()) == added
@@ -322,7 +330,7 @@ class TestFundingOffers:
         sim = await start(nursery, scenario_interval=0.02, offers=2)
         async with connect(sim.url, authenticated=True) as client:
             seen = {(await client.receive())[1] for _ in range(12)}
-        assert seen <= {"fon", "fou", "foc"} and len(seen) >= 2
+        assert seen <= {"fon", "fou", "foc", "fcn", "fln", "wu"} and len(seen & {"fon", "fou", "foc"}) >= 2
 
     def test_seed_gives_the_same_account(self) -> None:
         """The same seed gives the same offer ids, symbols, amounts and rates; another seed does not."""

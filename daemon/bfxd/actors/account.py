@@ -18,12 +18,14 @@ import math
 from collections import deque
 from typing import TypeVar
 
+import attrs
 import structlog
 import trio
 
 from bfxd.actors.channels import take_waiting
 from bfxd.actors.messages import (
     AccountCommand,
+    AwaitGone,
     FromLink,
     InputBatch,
     InputCommand,
@@ -41,13 +43,30 @@ from bfxd.actors.messages import (
     WatchEvent,
 )
 from bfxd.actors.session import SessionBoard
-from bfxd.protocol import Notification, OfferBook, OfferCancel, OfferNew, OffersSnapshot, OfferUpdate
+from bfxd.protocol import (
+    ErrorEvent,
+    FundingOffer,
+    Notification,
+    OfferBook,
+    OfferCancel,
+    OfferNew,
+    OffersSnapshot,
+    OfferUpdate,
+)
 from bfxd.protocol.inputs import Effect, InputMachine, Record, Routed, SendFrame, Settle
+from bfxd.protocol.pacing import Pace
 
 log = structlog.get_logger()
 T = TypeVar("T")
 
 RouterInput = FromLink | LinkDown | SessionReady | SessionHeld
+
+
+@attrs.frozen
+class AccountSettings:
+    # From the config (settings.py derives them; the defaults live in config.py only).
+    inputs_per_second: float  # the pace every input (foc, fon, calc) takes its turn under
+    input_burst: int
 
 # Audit names of book changes, spelled out so each can be found with grep.
 _OFFER_EVENTS = {"snapshot": "offer.snapshot", "new": "offer.new", "update": "offer.update", "cancel": "offer.cancel"}
@@ -59,18 +78,20 @@ async def run_account(
     commands: trio.MemoryReceiveChannel[AccountCommand],
     events: trio.MemoryReceiveChannel[RouterInput],
     frames: trio.MemorySendChannel[OutboundFrame],
+    settings: AccountSettings,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Route until *commands* ends (the inbox is done); then answer what is left ``ShuttingDown``."""
     async with commands, events, frames:
         structlog.contextvars.bind_contextvars(actor="account")
-        router = AccountRouter(board, frames)
+        router = AccountRouter(board, frames, Pace(settings.inputs_per_second, settings.input_burst))
         task_status.started()
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(router.consume, events)
                 nursery.start_soon(router.flush_backlog)
                 nursery.start_soon(router.expire_deadlines)
+                nursery.start_soon(router.pace_inputs)
                 async for command in commands:
                     router.on_command(command)
                     for waiting in take_waiting(commands):
@@ -83,11 +104,16 @@ async def run_account(
 class AccountRouter:
     """The router's state and its synchronous handlers; the tasks in ``run_account`` feed it."""
 
-    def __init__(self, board: SessionBoard, frames: trio.MemorySendChannel[OutboundFrame]) -> None:
+    def __init__(self, board: SessionBoard, frames: trio.MemorySendChannel[OutboundFrame], pace: Pace) -> None:
         self.board = board
         self.book = OfferBook()
         self.inputs = InputMachine(self.book)
+        self.pace = pace
+        self._turns: deque[SendFrame] = deque()  # inputs waiting for their turn under the pace, in order
+        self._turn_waiting = trio.Event()
+        self._gone_waiters: dict[int, list[trio.MemorySendChannel[FundingOffer | None]]] = {}
         self._frames = frames
+        self._note_queue()
         self._ready_generation: int | None = None  # the link inputs may go out on: authenticated and synced
         self._authenticated_generation: int | None = None
         self._synced_generation: int | None = None  # the link whose fos snapshot the book holds
@@ -139,6 +165,23 @@ class AccountRouter:
                 await trio.sleep_forever()
             self._carry_out(self.inputs.expire(trio.current_time()))
 
+    async def pace_inputs(self) -> None:
+        """Give queued inputs their turns, in order, as the pace allows."""
+        while True:
+            await self._turn_waiting.wait()
+            self._turn_waiting = trio.Event()
+            while self._turns:
+                if not self.inputs.wanted(self._turns[0].token):
+                    self._turns.popleft()  # its requesters left, or its link is gone: it takes no turn
+                    continue
+                wait = self.pace.wait(trio.current_time())
+                if wait > 0:
+                    await trio.sleep(wait)
+                    continue
+                self.pace.take(trio.current_time())
+                self._give_turn(self._turns.popleft())
+            self._note_queue()
+
     # ---- commands ---------------------------------------------------------------------------------------
 
     def on_command(self, command: AccountCommand) -> None:
@@ -149,6 +192,11 @@ class AccountRouter:
                 self._on_input(each)
         elif isinstance(command, Read):
             _deliver(command.reply, command.query(self))
+        elif isinstance(command, AwaitGone):
+            if command.offer_id in self.book:
+                self._gone_waiters.setdefault(command.offer_id, []).append(command.reply)
+            else:
+                _deliver(command.reply, None)
         elif isinstance(command, Subscribe):
             self._watchers.append(command.events)
         elif isinstance(command, Probe):
@@ -174,12 +222,17 @@ class AccountRouter:
                 self._authenticated_generation = self._ready_generation = None
                 self._carry_out(self.inputs.held())
         elif isinstance(message, LinkDown):
+            if _rate_limited(message.reason):
+                self.slow_down(message.reason)
             self._last_dead_generation = max(self._last_dead_generation, message.generation)
             self._ready_generation = self._authenticated_generation = self._synced_generation = None
             self._carry_out(self.inputs.link_down())
 
     def _on_exchange_event(self, generation: int, event: object) -> None:
-        if isinstance(event, Notification):
+        if isinstance(event, ErrorEvent):
+            if _rate_limited(event.message):
+                self.slow_down(event.message)
+        elif isinstance(event, Notification):
             if self._watchers:
                 self._broadcast(NotificationWatchEvent.rendered(event))
             effects = self.inputs.notification(generation, event)
@@ -193,6 +246,9 @@ class AccountRouter:
                          status=change.offer.status, amount=change.offer.amount, rate=change.offer.rate)
                 if self._watchers:
                     self._broadcast(OfferWatchEvent.rendered(change))
+                if change.action == "cancel" and change.offer.id in self._gone_waiters:
+                    for reply in self._gone_waiters.pop(change.offer.id):
+                        _deliver(reply, change.offer)
             self.board.offers = len(self.book)
             if isinstance(event, OffersSnapshot) and generation > self._last_dead_generation:
                 self._synced_generation = generation
@@ -217,9 +273,12 @@ class AccountRouter:
                 _deliver(requester.reply, effect.outcome)
                 self._answered += 1
             elif isinstance(effect, SendFrame):
-                if self.inputs.frame_sent(effect.token):  # no pacing yet: every frame has its turn at once
-                    self._send_frame(OutboundFrame(effect.link, effect.text, effect.kind,
-                                                   {**effect.audit, "request_ids": _ids(effect.requesters)}))
+                if not self._turns and self.pace.take(trio.current_time()):
+                    self._give_turn(effect)  # the usual case: a turn is free, the frame goes out now
+                else:
+                    self._turns.append(effect)
+                    self._turn_waiting.set()
+                    self._note_queue()
             elif isinstance(effect, Routed):
                 note = effect.notification
                 event = "notification.received" if effect.unmatched is None else "notification.unmatched"
@@ -230,6 +289,22 @@ class AccountRouter:
                 assert isinstance(effect, Record)
                 log.info(effect.event, **effect.fields, request_ids=_ids(effect.requesters))
         self.board.pending = self.inputs.pending
+
+    def _give_turn(self, send: SendFrame) -> None:
+        if self.inputs.frame_sent(send.token):
+            self._send_frame(OutboundFrame(send.link, send.text, send.kind,
+                                           {**send.audit, "request_ids": _ids(send.requesters)}))
+
+    def _note_queue(self) -> None:
+        self.board.queued_inputs = len(self._turns)
+        self.board.pace = self.pace.current
+
+    def slow_down(self, why: str) -> None:
+        """The exchange refused an input for its rate: halve the pace until a quiet minute passes."""
+        self.pace.limited(trio.current_time())
+        log.warning("exchange.rate_limited", reason=why, inputs_per_second=round(self.pace.current, 3),
+                    queued=len(self._turns))
+        self._note_queue()
 
     def _send_frame(self, frame: OutboundFrame) -> None:
         if not self._backlog:
@@ -259,9 +334,18 @@ class AccountRouter:
 
     def shut_down(self) -> None:
         self._carry_out(self.inputs.shut_down())
+        for replies in self._gone_waiters.values():
+            for reply in replies:
+                reply.close()  # no answer: the waiter sees the end of the channel (the daemon is stopping)
+        self._gone_waiters.clear()
         for watcher in self._watchers:
             _deliver(watcher, WatcherCutOff("daemon stopping"))
         self._watchers.clear()
+
+
+def _rate_limited(text: str) -> bool:
+    """The exchange's rate-limit refusals: "ERR_RATE_LIMIT" (an error event, or the reason of its close)."""
+    return "rate_limit" in text.lower() or "ratelimit" in text.lower()
 
 
 def _ids(requesters: tuple[object, ...]) -> list[str]:

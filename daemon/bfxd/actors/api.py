@@ -16,6 +16,7 @@ from bfxd.actors.channels import ChannelBoard
 from bfxd.actors.messages import (
     AccountCommand,
     AccountView,
+    AwaitGone,
     InputBatch,
     InputCommand,
     Probe,
@@ -25,6 +26,7 @@ from bfxd.actors.messages import (
     WatchEvent,
 )
 from bfxd.actors.session import SessionBoard, SessionSnapshot
+from bfxd.protocol import FundingOffer
 from bfxd.protocol.input_kinds import InputSpec, NotReady, Outcome, ShuttingDown
 
 T = TypeVar("T")
@@ -122,6 +124,13 @@ class AccountClient:
             await self._commands.send(Read(query, reply_in))
             result: T = await replies.receive()
             return result
+
+    async def offer_gone(self, offer_id: int) -> FundingOffer | None:
+        """Once offer *offer_id* is off the book: its last state (None if it was not on the book)."""
+        reply_in, replies = trio.open_memory_channel[FundingOffer | None](1)
+        async with replies:
+            await self._commands.send(AwaitGone(offer_id, reply_in))
+            return await replies.receive()
 
     async def subscribe(self, buffer: int) -> trio.MemoryReceiveChannel[WatchEvent]:
         """Events from now on, through a *buffer*-deep channel; a watcher that falls behind is cut off."""

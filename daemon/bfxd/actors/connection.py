@@ -57,7 +57,7 @@ from bfxd.wslink import HandshakeFailed, LinkClosed, WebSocketLink, open_link
 log = structlog.get_logger()
 
 _FOR_AUTH = (Info, InfoMessage, AuthOk, AuthFailed, MaintenanceStarted, MaintenanceEnded)
-_FOR_ACCOUNT = (Notification, OffersSnapshot, OfferNew, OfferUpdate, OfferCancel)
+_FOR_ACCOUNT = (Notification, OffersSnapshot, OfferNew, OfferUpdate, OfferCancel, ErrorEvent)  # errors: the pace
 STOPPING = "stopping"
 _WRITE_BATCH = 64  # frames per write at most: a cancel_all's frames go out in a few writes, not one each
 

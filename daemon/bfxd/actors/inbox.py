@@ -33,6 +33,7 @@ from bfxd.actors.messages import WatcherCutOff, WatchEvent
 from bfxd.actors.ops import OPS, Op, OpContext
 from bfxd.actors.replies import Answer
 from bfxd.protocol import client_wire as wire
+from bfxd.protocol.client_requests import parse_request
 from bfxd.protocol.client_wire import LineBuffer, LineTooLong
 from bfxd.unix_socket import PeerCred, peer_credentials
 
@@ -198,7 +199,7 @@ class _Inbox:
     def _begin(self, line: bytes, request_id: str) -> _Job:
         """Parse and log one request, and start it; never blocks."""
         try:
-            request = wire.parse_request(line)
+            request = parse_request(line)
         except wire.RequestRejected as exc:
             log.info("command.rejected", error=exc.error_type, reason=exc.message, op=exc.op, ref=exc.ref)
             return _Job(None, None, {}, 0.0, rejection=wire.rejection_line(exc))

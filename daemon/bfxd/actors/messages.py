@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from bfxd.protocol import Notification
+from bfxd.protocol import FundingOffer, Notification
 from bfxd.protocol.book import OfferBook, OfferChange
 from bfxd.protocol.client_wire import event_line
 from bfxd.protocol.events import ExchangeEvent
@@ -127,6 +127,14 @@ class AccountView(Protocol):
 
 
 @attrs.frozen
+class AwaitGone:
+    """Answer on *reply* once offer *offer_id* is off the book: with its last state (None if it was never on it)."""
+
+    offer_id: int
+    reply: trio.MemorySendChannel[FundingOffer | None]  # capacity 1
+
+
+@attrs.frozen
 class Subscribe:
     """Register a watcher; it receives WatchEvents until it lags or closes its end."""
 
@@ -140,7 +148,7 @@ class Probe:
     reply: trio.MemorySendChannel[None]  # capacity 1
 
 
-AccountCommand = InputCommand | InputBatch | Read | Subscribe | Probe
+AccountCommand = InputCommand | InputBatch | Read | AwaitGone | Subscribe | Probe
 
 
 # ---- account → watchers --------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ router before returning (no task switch in between: the cancel path is the hot o
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 import attrs
@@ -17,18 +19,21 @@ import trio
 
 import bfxd
 from bfxd.actors.api import AccountClient
-from bfxd.actors.replies import Answer, Reply, cancel_reply, refused
+from bfxd.actors.replies import Answer, Reply, cancel_reply, refused, submit_reply
 from bfxd.protocol import client_wire as wire
-from bfxd.protocol.client_wire import (
+from bfxd.protocol.client_requests import (
+    OP_NAMES,
     CancelAllRequest,
     CancelRequest,
     HelloRequest,
     OffersRequest,
     PingRequest,
+    ReplaceRequest,
     StatusRequest,
+    SubmitRequest,
     WatchRequest,
 )
-from bfxd.protocol.input_kinds import CancelInput
+from bfxd.protocol.input_kinds import CancelInput, SubmitInput
 
 PROTOCOL_VERSION = 1  # the socket protocol's version, as ``hello`` tells it; raised on an incompatible change
 WATCH_EVENTS = ("notification", "offer", "state", "watch_ended")
@@ -57,10 +62,26 @@ def _version() -> str:
     return bfxd.__version__  # importlib.metadata: a millisecond per lookup, and it never changes
 
 
-def _timing(request: Any, context: OpContext) -> tuple[float, float]:
-    """The request's wait in seconds, and its deadline in trio time."""
-    wait = getattr(request, "timeout", None) or context.default_timeout
+def _timing(request: Any, context: OpContext, *, extra: float = 0.0) -> tuple[float, float]:
+    """The request's wait in seconds, and its deadline in trio time: its ``timeout`` (else the default, plus
+    *extra*), cut short by its absolute ``deadline`` when that comes first. The wait may be 0 or less: the
+    client's deadline had passed when the daemon read the request."""
+    wait = request.timeout or context.default_timeout + extra
+    if request.deadline is not None:
+        wait = min(wait, request.deadline - time.time())
     return wait, trio.current_time() + wait
+
+
+def _expired(request: Any, wait: float) -> Answer | None:
+    """The answer to a request whose absolute deadline has already passed: nothing is done for it."""
+    if wait > 0:
+        return None
+    reply = refused(wire.NOT_SENT, "its deadline had passed when the daemon read it; nothing was sent")
+    return reply.answer(request.op, request.ref)
+
+
+async def _answered(answer: Answer) -> Answer:
+    return answer
 
 
 def _at_once(answer: Callable[[Any, OpContext], Answer]) -> Callable[[Any, OpContext], Wait]:
@@ -83,11 +104,13 @@ def _status(request: StatusRequest, context: OpContext) -> Answer:
 
 def _hello(request: HelloRequest, context: OpContext) -> Answer:
     return Answer(wire.answer_line(request.op, request.ref, protocol=PROTOCOL_VERSION, version=_version(),
-                                   ops=sorted(wire.OPS), events=list(WATCH_EVENTS)), "ok")
+                                   ops=sorted(OP_NAMES), events=list(WATCH_EVENTS)), "ok")
 
 
 def _begin_cancel(request: CancelRequest, context: OpContext) -> Wait:
     wait, deadline = _timing(request, context)
+    if (expired := _expired(request, wait)) is not None:
+        return functools.partial(_answered, expired)
     pending = context.account.start(CancelInput(request.offer_id), request_id=context.request_id, deadline=deadline)
 
     async def finish() -> Answer:
@@ -106,6 +129,8 @@ async def _ready_within(account: AccountClient, deadline: float) -> bool:
 def _begin_offers(request: OffersRequest, context: OpContext) -> Wait:
     async def finish() -> Answer:
         wait, deadline = _timing(request, context)
+        if (expired := _expired(request, wait)) is not None:
+            return expired
         if not await _ready_within(context.account, deadline):
             reply = refused(wire.NOT_READY, f"no authenticated exchange session within {wait:g} s; the book is "
                             "not live")
@@ -118,8 +143,14 @@ def _begin_offers(request: OffersRequest, context: OpContext) -> Wait:
 
 def _begin_cancel_all(request: CancelAllRequest, context: OpContext) -> Wait:
     async def finish() -> Answer:
-        wait, deadline = _timing(request, context)
         account = context.account
+        # Without a timeout of its own, a cancel_all waits as long as the pace needs for every offer, plus the
+        # default: a thousand offers at five inputs a second take 200 s.
+        per_second = account.board.pace or 1.0
+        count = await account.read(lambda state: len(state.book.offers(request.symbol)))
+        wait, deadline = _timing(request, context, extra=count / per_second)
+        if (expired := _expired(request, wait)) is not None:
+            return expired
         if not await _ready_within(account, deadline):
             reply = refused(wire.NOT_READY, f"no authenticated exchange session within {wait:g} s; nothing was "
                             "cancelled")
@@ -144,6 +175,66 @@ def _begin_cancel_all(request: CancelAllRequest, context: OpContext) -> Wait:
     return finish
 
 
+def _begin_submit(request: SubmitRequest, context: OpContext) -> Wait:
+    wait, deadline = _timing(request, context)
+    if (expired := _expired(request, wait)) is not None:
+        return functools.partial(_answered, expired)
+    spec = SubmitInput(symbol=request.symbol, amount=request.amount, rate=request.rate, period=request.period,
+                       type=request.type, flags=request.flags)
+    pending = context.account.start(spec, request_id=context.request_id, deadline=deadline)
+
+    async def finish() -> Answer:
+        return submit_reply(await pending.outcome(), waited_s=wait).answer(request.op, request.ref)
+    return finish
+
+
+def _begin_replace(request: ReplaceRequest, context: OpContext) -> Wait:
+    async def finish() -> Answer:
+        wait, deadline = _timing(request, context)
+        if (expired := _expired(request, wait)) is not None:
+            return expired
+        reply = await _replace(request, context, wait, deadline)
+        return reply.answer(request.op, request.ref)
+    return finish
+
+
+async def _replace(request: ReplaceRequest, context: OpContext, wait: float, deadline: float) -> Reply:
+    """Cancel, wait until the offer is off the book, then submit its fields with the request's changes."""
+    account = context.account
+    if not await _ready_within(account, deadline):
+        return refused(wire.NOT_READY, f"no authenticated exchange session within {wait:g} s; nothing was done")
+    old = await account.read(lambda state: state.book.get(request.offer_id))
+    if old is None:
+        return refused(wire.NOT_ACTIVE, f"offer {request.offer_id} is not on the book; nothing was done")
+    cancelled = cancel_reply(request.offer_id, await account.send(
+        CancelInput(request.offer_id), request_id=context.request_id, deadline=deadline), waited_s=wait)
+    if cancelled.failure is not None:
+        failure = cancelled.failure
+        return Reply({}, attrs.evolve(failure, message=f"the cancel failed ({failure.message}); nothing was "
+                                      "submitted"), cancelled.audit)
+    # The confirmation: the offer leaves the book (its funds are free again), with its final remaining amount.
+    with trio.move_on_at(deadline):
+        old = await account.offer_gone(request.offer_id) or old
+    spec = SubmitInput(symbol=old.symbol or "", amount=request.amount or _decimal_text(old.amount),
+                       rate=request.rate or _decimal_text(old.rate), period=request.period or old.period or 2,
+                       type=request.type or old.type or "LIMIT", flags=old.flags or 0)
+    submitted = submit_reply(await account.send(spec, request_id=context.request_id, deadline=deadline),
+                             waited_s=max(0.0, deadline - trio.current_time()))
+    fields = {"cancelled": old.to_json(), **submitted.fields}
+    audit = {**submitted.audit, "cancelled_offer_id": request.offer_id}
+    if submitted.failure is None:
+        return Reply(fields, audit=audit)
+    failure = submitted.failure
+    return Reply(fields, attrs.evolve(failure, message=f"offer {request.offer_id} was cancelled, but the new "
+                                      f"offer failed: {failure.message}"), audit)
+
+
+def _decimal_text(number: float | int | None) -> str:
+    """An amount or rate the exchange sent (a JSON number), as decimal text for a new offer."""
+    assert number is not None
+    return format(Decimal(repr(number)) if isinstance(number, float) else Decimal(number), "f")
+
+
 def _unused(request: Any, context: OpContext) -> Wait:
     raise AssertionError("a streaming op is run by the inbox")
 
@@ -160,5 +251,12 @@ OPS: dict[type, Op] = {
     CancelRequest: Op(_begin_cancel, audit=lambda r: _with_timeout({"offer_id": r.offer_id}, r), writes=True),
     CancelAllRequest: Op(_begin_cancel_all, writes=True,
                          audit=lambda r: _with_timeout({"symbol": r.symbol} if r.symbol else {}, r)),
+    SubmitRequest: Op(_begin_submit, writes=True,
+                      audit=lambda r: _with_timeout({"symbol": r.symbol, "amount": r.amount, "rate": r.rate,
+                                                     "period": r.period, "offer_type": r.type, "flags": r.flags}, r)),
+    ReplaceRequest: Op(_begin_replace, writes=True,
+                       audit=lambda r: _with_timeout({k: v for k, v in (
+                           ("offer_id", r.offer_id), ("amount", r.amount), ("rate", r.rate), ("period", r.period),
+                           ("offer_type", r.type)) if v is not None}, r)),
     WatchRequest: Op(_unused, streaming=True),
 }

@@ -103,3 +103,23 @@ def cancel_reply(offer_id: int, outcome: Outcome, *, waited_s: float) -> Reply:
                                                "the offer is no longer active (cancelled or executed)"))
     assert not isinstance(outcome, (ConfirmedBySnapshot, NotConfirmed)), outcome  # a submit's outcomes
     return Reply({"id": offer_id}, _undecided("cancel", outcome, waited_s))
+
+
+def submit_reply(outcome: Outcome, *, waited_s: float) -> Reply:
+    """One submit's result: the new offer (with its id) and the exchange's status and text, or the failure."""
+    if isinstance(outcome, Answered):
+        note = outcome.notification
+        audit = {"status": note.status, "text": note.text, "offer_id": note.offer_id}
+        if outcome.succeeded:
+            offer = note.offer.to_json() if note.offer is not None else None
+            return Reply({"offer": offer, "status": note.status, "text": note.text}, audit=audit)
+        return Reply({}, _exchange_said("submit", outcome), audit)
+    if isinstance(outcome, ConfirmedBySnapshot):
+        return Reply({"offer": outcome.offer.to_json(), "status": None, "confirmed_by": "snapshot",
+                      "text": "the link dropped before the answer; the fresh snapshot holds the new offer"},
+                     audit={"offer_id": outcome.offer.id, "confirmed_by": "snapshot"})
+    if isinstance(outcome, NotConfirmed):
+        return refused(wire.NOT_CONFIRMED, "the link dropped before the exchange answered, and the fresh snapshot "
+                       "shows no such offer: not confirmed, not resent; safe to retry")
+    assert not isinstance(outcome, NoLongerActive), outcome  # a cancel's outcome
+    return Reply({}, _undecided("submit", outcome, waited_s))

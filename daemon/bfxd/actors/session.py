@@ -37,6 +37,8 @@ class SessionSnapshot:
     reconnects: int
     pending: int
     offers: int
+    queued_inputs: int
+    pace: float | None
     detail: str | None  # why: the auth error, the backoff delay, the maintenance message…
     version: int  # increases on every state change
 
@@ -50,6 +52,8 @@ class SessionSnapshot:
             "reconnects": self.reconnects,
             "pending": self.pending,
             "offers": self.offers,
+            "inputs": {"queued": self.queued_inputs,
+                       "per_second": None if self.pace is None else round(self.pace, 3)},
             "detail": self.detail,
         }
 
@@ -69,6 +73,8 @@ class SessionBoard:
         self.reconnects = 0
         self.pending = 0
         self.offers = 0
+        self.queued_inputs = 0  # waiting for their turn under the input pace
+        self.pace: float | None = None  # inputs per second allowed now (None: no input sent yet)
         self._last_frame_at: float | None = None
 
     @property
@@ -99,7 +105,8 @@ class SessionBoard:
         age = None if self._last_frame_at is None else max(0.0, trio.current_time() - self._last_frame_at)
         return SessionSnapshot(
             state=self._state, since=self._since, user_id=self.user_id, last_message_age_s=age,
-            reconnects=self.reconnects, pending=self.pending, offers=self.offers, detail=self._detail,
+            reconnects=self.reconnects, pending=self.pending, offers=self.offers, queued_inputs=self.queued_inputs,
+            pace=self.pace, detail=self._detail,
             version=self._version,
         )
 

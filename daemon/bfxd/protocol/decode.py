@@ -20,16 +20,25 @@ from bfxd.protocol.events import (
     AuthFailed,
     AuthOk,
     AuthRequest,
+    CalcInput,
     CancelOfferInput,
     ClientEvent,
     ConfAck,
     ConfRequest,
+    CreditClose,
+    CreditNew,
+    CreditsSnapshot,
+    CreditUpdate,
     ErrorEvent,
     ExchangeEvent,
     Heartbeat,
     Ignored,
     Info,
     InfoMessage,
+    LoanClose,
+    LoanNew,
+    LoansSnapshot,
+    LoanUpdate,
     MaintenanceEnded,
     MaintenanceStarted,
     NewOfferInput,
@@ -42,8 +51,12 @@ from bfxd.protocol.events import (
     PingRequest,
     Pong,
     ServerRestarting,
+    WalletsSnapshot,
+    WalletUpdate,
 )
+from bfxd.protocol.funding import FundingCredit, FundingLoan
 from bfxd.protocol.offer import FundingOffer
+from bfxd.protocol.wallet import Wallet
 
 # Notification types whose NOTIFY_INFO is one funding offer array.
 _OFFER_NOTIFICATIONS = frozenset({"fon-req", "foc-req", "fou-req"})
@@ -64,7 +77,7 @@ def _finite_float(text: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
-def load_json(text: str | bytes, *, quote: bool = True) -> Any:
+def load_json(text: str | bytes, *, quote: bool = True, decoder: json.JSONDecoder = _DECODER) -> Any:
     """Parse strict JSON (no NaN/Infinity); any failure is a RemoteProtocolError.
 
     *quote* puts an excerpt of the text in the message; pass False for text that may carry a signature.
@@ -76,7 +89,7 @@ def load_json(text: str | bytes, *, quote: bool = True) -> Any:
         except UnicodeDecodeError:
             raise RemoteProtocolError(f"frame is not valid UTF-8 ({len(text)} bytes)") from None
     try:
-        return _DECODER.decode(text)
+        return decoder.decode(text)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         shown = excerpt(text) if quote else f"{len(text)} characters"
         raise RemoteProtocolError(f"frame is not valid JSON: {shown}") from None if not quote else exc
@@ -186,12 +199,50 @@ def _decode_snapshot(payload: Any) -> OffersSnapshot:
     return OffersSnapshot(offers=tuple(FundingOffer.from_wire(row) for row in payload))
 
 
+def _rows(kind: str, payload: Any, decode_row: Callable[[Any], Any]) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+    """The rows of a wallets/credits/loans snapshot that decode, and why each other row was skipped."""
+    if not isinstance(payload, list):
+        raise RemoteProtocolError(f"{kind} payload should be an array, got {excerpt(payload)}")
+    good, skipped = [], []
+    for index, row in enumerate(payload):
+        try:
+            good.append(decode_row(row))
+        except RemoteProtocolError as exc:
+            skipped.append(f"row {index}: {exc}")
+    return tuple(good), tuple(skipped)
+
+
+def _decode_wallets(payload: Any) -> WalletsSnapshot:
+    wallets, skipped = _rows("ws", payload, Wallet.from_wire)
+    return WalletsSnapshot(wallets=wallets, skipped=skipped)
+
+
+def _decode_credits(payload: Any) -> CreditsSnapshot:
+    credits, skipped = _rows("fcs", payload, FundingCredit.from_wire)
+    return CreditsSnapshot(credits=credits, skipped=skipped)
+
+
+def _decode_loans(payload: Any) -> LoansSnapshot:
+    loans, skipped = _rows("fls", payload, FundingLoan.from_wire)
+    return LoansSnapshot(loans=loans, skipped=skipped)
+
+
 _ACCOUNT_DECODERS: dict[str, Callable[[Any], ExchangeEvent]] = {
     "fos": _decode_snapshot,
     "fon": lambda p: OfferNew(offer=FundingOffer.from_wire(p)),
     "fou": lambda p: OfferUpdate(offer=FundingOffer.from_wire(p)),
     "foc": lambda p: OfferCancel(offer=FundingOffer.from_wire(p)),
     "n": _decode_notification,
+    "ws": _decode_wallets,
+    "wu": lambda p: WalletUpdate(wallet=Wallet.from_wire(p)),
+    "fcs": _decode_credits,
+    "fcn": lambda p: CreditNew(credit=FundingCredit.from_wire(p)),
+    "fcu": lambda p: CreditUpdate(credit=FundingCredit.from_wire(p)),
+    "fcc": lambda p: CreditClose(credit=FundingCredit.from_wire(p)),
+    "fls": _decode_loans,
+    "fln": lambda p: LoanNew(loan=FundingLoan.from_wire(p)),
+    "flu": lambda p: LoanUpdate(loan=FundingLoan.from_wire(p)),
+    "flc": lambda p: LoanClose(loan=FundingLoan.from_wire(p)),
 }
 
 
@@ -260,6 +311,15 @@ def _decode_new_offer(payload: Any) -> NewOfferInput:
         raise RemoteProtocolError(f"fon input payload is incomplete: {excerpt(payload)}") from exc
 
 
+def _decode_calc(payload: Any) -> CalcInput:
+    """``[["wallet_funding_USD"], ["balance"], …]``: each request is a one-string array (docs "Calc")."""
+    if not isinstance(payload, list) or not all(
+        isinstance(r, list) and len(r) == 1 and isinstance(r[0], str) for r in payload
+    ):
+        raise RemoteProtocolError(f"calc input payload should be a list of [KEY] arrays: {excerpt(payload)}")
+    return CalcInput(requests=tuple(r[0] for r in payload))
+
+
 def decode_client_frame(text: str | bytes) -> ClientEvent:
     """Turn one message a client sent to the exchange into one event (used by the simulator)."""
     msg = load_json(text, quote=False)  # an auth request carries a signature: never quote it
@@ -281,5 +341,7 @@ def decode_client_frame(text: str | bytes) -> ClientEvent:
             return CancelOfferInput(offer_id=offer_id if _is_int(offer_id) else None)
         if kind == "fon":
             return _decode_new_offer(payload)
+        if kind == "calc":
+            return _decode_calc(payload)
         return OtherInput(kind=kind, payload=payload)
     raise RemoteProtocolError(f"unrecognised input shape: {excerpt(msg)}")

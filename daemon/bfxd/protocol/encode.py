@@ -9,15 +9,31 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from bfxd.errors import LocalProtocolError
+from bfxd.protocol.funding import FundingCredit, FundingLoan
 from bfxd.protocol.nonce import MAX_NONCE
 from bfxd.protocol.offer import FundingOffer
+from bfxd.protocol.wallet import Wallet
 from bfxd.secret import Secret
 
-# What bfxd needs from the account channel: funding (offers, credits, loans) and notifications.
-DEFAULT_AUTH_FILTER = ("funding", "notify")
+# What bfxd needs from the account channel (docs "Authenticated Channels" > Channel filters): ``funding`` (offers,
+# credits, loans, funding trades), ``wallet`` (the ``ws``/``wu`` wallet frames, funding wallets included: no
+# filter narrower than ``wallet-TYPE-CURRENCY`` exists, and the currencies are not known in advance) and
+# ``notify`` (the answers to inputs).
+DEFAULT_AUTH_FILTER = ("funding", "wallet", "notify")
+
+# conf flags (docs "General" > Configuration; bitfinex-api-node ws2.js FLAGS).
+FLAG_TIMESTAMP = 32768
+FLAG_SEQ_ALL = 65536  # every array frame carries sequence numbers (see sequence.py)
+
+# The "calc" input (docs changelog, "calc" input message): "Websocket server allows up to 30 calculations per
+# batch [...] performs a maximum of 8 calculations per second (per client)". The Node client throttles its calc
+# sends to one per 1000/8 ms (ws2.js MAX_CALC_OPS).
+MAX_CALC_REQUESTS = 30
+CALCS_PER_SECOND = 8
 
 _COMPACT = {"separators": (",", ":")}
 
@@ -57,6 +73,22 @@ def auth_frame(
     return _dumps(frame)
 
 
+def conf_frame(flags: int) -> str:
+    """``{"event":"conf","flags":N}``; ``FLAG_SEQ_ALL`` turns on sequence numbers."""
+    if isinstance(flags, bool) or not isinstance(flags, int) or flags < 0:
+        raise LocalProtocolError(f"conf flags must be a non-negative integer, got {flags!r}")
+    return _dumps({"event": "conf", "flags": flags})
+
+
+def calc_frame(requests: Sequence[str]) -> str:
+    """``[0,"calc",null,[["wallet_funding_USD"],…]]``: 1 to MAX_CALC_REQUESTS keys (``wallet.calc_request``)."""
+    if isinstance(requests, str) or not 0 < len(requests) <= MAX_CALC_REQUESTS:
+        raise LocalProtocolError(f"a calc input carries 1 to {MAX_CALC_REQUESTS} requests, got {requests!r}")
+    if not all(isinstance(r, str) and r for r in requests):
+        raise LocalProtocolError(f"calc requests must be non-empty strings, got {requests!r}")
+    return _dumps([0, "calc", None, [[r] for r in requests]])
+
+
 def ping_frame(cid: int) -> str:
     return _dumps({"event": "ping", "cid": cid})
 
@@ -79,6 +111,33 @@ def new_offer_frame(*, type: str, symbol: str, amount: str, rate: str, period: i
 
 
 # ---- server side (the simulator) ------------------------------------------------------------------------
+
+
+def _decimal_number(value: Decimal) -> str:
+    if not value.is_finite():
+        raise LocalProtocolError(f"not a JSON number: {value!r}")
+    return str(value)  # always JSON number syntax for a finite Decimal: 50.0, 0.0001, 1E+2, -0
+
+
+def _dumps_exact(value: Any) -> str:
+    """Like ``_dumps``, but a Decimal is written as its own digits, a JSON number that never went through float
+    (the simulator echoes an offer's amount and rate as the client wrote them)."""
+    if isinstance(value, Decimal):
+        return _decimal_number(value)
+    if isinstance(value, (list, tuple)):
+        if not any(isinstance(v, (Decimal, list, tuple, dict)) for v in value):
+            return _dumps(value)  # the common case, at C speed
+        return "[" + ",".join(map(_dumps_exact, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_dumps(str(k))}:{_dumps_exact(v)}" for k, v in value.items()) + "}"
+    return _dumps(value)
+
+
+def with_sequence(frame: str, *numbers: int) -> str:
+    """An array frame with sequence numbers appended: ``[0,"wu",[…]]`` → ``[0,"wu",[…],PUB,AUTH]``."""
+    if not frame.endswith("]"):
+        raise LocalProtocolError("sequence numbers go on array frames only")
+    return frame[:-1] + "".join(f",{n}" for n in numbers) + "]"
 
 
 def info_frame(*, server_id: str, platform_status: int = 1, version: int = 2) -> str:
@@ -116,8 +175,8 @@ def heartbeat_frame(chan_id: int = 0) -> str:
 
 
 def account_frame(kind: str, payload: Any) -> str:
-    """Any channel-0 message ``[0, KIND, PAYLOAD]`` (wallets, credits, loans… for the simulator)."""
-    return _dumps([0, kind, payload])
+    """Any channel-0 message ``[0, KIND, PAYLOAD]``."""
+    return "[0," + _dumps(kind) + "," + _dumps_exact(payload) + "]"
 
 
 def offers_snapshot_frame(offers: Iterable[FundingOffer], *, bool_as_int: bool = True) -> str:
@@ -143,3 +202,34 @@ def notification_frame(
 ) -> str:
     """``[0,"n",[MTS,TYPE,MESSAGE_ID,null,NOTIFY_INFO,CODE,STATUS,TEXT]]``."""
     return account_frame("n", [mts, type, message_id, None, notify_info, code, status, text])
+
+
+def wallets_snapshot_frame(wallets: Iterable[Wallet]) -> str:
+    return account_frame("ws", [w.to_wire() for w in wallets])
+
+
+def wallet_frame(wallet: Wallet, *, description: str | None = None) -> str:
+    """``wu`` with one wallet array."""
+    return account_frame("wu", wallet.to_wire(description=description))
+
+
+def credits_snapshot_frame(credits: Iterable[FundingCredit]) -> str:
+    return account_frame("fcs", [c.to_wire() for c in credits])
+
+
+def credit_frame(kind: str, credit: FundingCredit) -> str:
+    """``fcn`` / ``fcu`` / ``fcc`` with one credit array."""
+    if kind not in ("fcn", "fcu", "fcc"):
+        raise LocalProtocolError(f"not a credit update kind: {kind!r}")
+    return account_frame(kind, credit.to_wire())
+
+
+def loans_snapshot_frame(loans: Iterable[FundingLoan]) -> str:
+    return account_frame("fls", [loan.to_wire() for loan in loans])
+
+
+def loan_frame(kind: str, loan: FundingLoan) -> str:
+    """``fln`` / ``flu`` / ``flc`` with one loan array."""
+    if kind not in ("fln", "flu", "flc"):
+        raise LocalProtocolError(f"not a loan update kind: {kind!r}")
+    return account_frame(kind, loan.to_wire())

@@ -10,7 +10,9 @@ from typing import Any
 
 import attrs
 
+from bfxd.protocol.funding import FundingCredit, FundingLoan
 from bfxd.protocol.offer import FundingOffer
+from bfxd.protocol.wallet import Wallet
 
 # Info codes with a meaning of their own (bitfinex-ws.md, "Connection").
 INFO_RESTART = 20051
@@ -158,9 +160,86 @@ class OfferCancel:
     offer: FundingOffer
 
 
+# Snapshots of wallets, credits and loans skip a bad row rather than lose the frame: ``skipped`` says why each
+# row was left out (row index and error), for the log; the rows that decoded are applied.
+
+
+@attrs.frozen
+class WalletsSnapshot:
+    """``ws``: every wallet the auth filter lets through."""
+
+    wallets: tuple[Wallet, ...]
+    skipped: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class WalletUpdate:
+    """``wu``: one wallet changed, or a ``calc`` answer carrying its available balance."""
+
+    wallet: Wallet
+
+
+@attrs.frozen
+class CreditsSnapshot:
+    """``fcs``."""
+
+    credits: tuple[FundingCredit, ...]
+    skipped: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class CreditNew:
+    """``fcn``: an offer executed into funding used in a position."""
+
+    credit: FundingCredit
+
+
+@attrs.frozen
+class CreditUpdate:
+    """``fcu``."""
+
+    credit: FundingCredit
+
+
+@attrs.frozen
+class CreditClose:
+    """``fcc``: the credit ended (repaid, closed or expired)."""
+
+    credit: FundingCredit
+
+
+@attrs.frozen
+class LoansSnapshot:
+    """``fls``."""
+
+    loans: tuple[FundingLoan, ...]
+    skipped: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class LoanNew:
+    """``fln``: an offer executed into funding not used in a position."""
+
+    loan: FundingLoan
+
+
+@attrs.frozen
+class LoanUpdate:
+    """``flu``."""
+
+    loan: FundingLoan
+
+
+@attrs.frozen
+class LoanClose:
+    """``flc``."""
+
+    loan: FundingLoan
+
+
 @attrs.frozen
 class Ignored:
-    """Channel traffic bfxd accepts and does not use (wallets, credits, loans, orders, public channels…)."""
+    """Channel traffic bfxd accepts and does not use (orders, positions, trades, public channels…)."""
 
     chan_id: int
     kind: str
@@ -169,7 +248,12 @@ class Ignored:
 ExchangeEvent = (
     Info | ServerRestarting | MaintenanceStarted | MaintenanceEnded | InfoMessage | ConfAck | AuthOk | AuthFailed
     | ErrorEvent | Pong | Heartbeat | Notification | OffersSnapshot | OfferNew | OfferUpdate | OfferCancel | Ignored
+    | WalletsSnapshot | WalletUpdate | CreditsSnapshot | CreditNew | CreditUpdate | CreditClose | LoansSnapshot
+    | LoanNew | LoanUpdate | LoanClose
 )
+WalletEvent = WalletsSnapshot | WalletUpdate
+CreditEvent = CreditsSnapshot | CreditNew | CreditUpdate | CreditClose
+LoanEvent = LoansSnapshot | LoanNew | LoanUpdate | LoanClose
 
 
 # ---- client → exchange (decoded by the simulator) ------------------------------------------------------
@@ -213,6 +297,13 @@ class NewOfferInput:
 
 
 @attrs.frozen
+class CalcInput:
+    """``[0, "calc", null, [["wallet_funding_USD"], …]]``: the calculation keys asked for, in order."""
+
+    requests: tuple[str, ...]
+
+
+@attrs.frozen
 class OtherInput:
     """An input frame this core does not model (``oc``, ``on``, …)."""
 
@@ -220,4 +311,6 @@ class OtherInput:
     payload: Any = attrs.field(eq=False, hash=False)
 
 
-ClientEvent = AuthRequest | PingRequest | ConfRequest | CancelOfferInput | NewOfferInput | OtherInput
+ClientEvent = (
+    AuthRequest | PingRequest | ConfRequest | CancelOfferInput | NewOfferInput | CalcInput | OtherInput
+)

@@ -151,6 +151,11 @@ class InputMachine:
     def ready_link(self) -> int | None:
         return self._ready_link
 
+    def wanted(self, token: int) -> bool:
+        """Whether frame *token* would still go out if given its turn now."""
+        entry = self._queued.get(token)
+        return entry is not None and not entry.settled and entry.token == token and entry.state == "queued"
+
     def next_deadline(self) -> float | None:
         """The earliest deadline of a requester still waiting."""
         while self._deadlines and self._deadlines[0][2] not in self._entry_of:

@@ -12,11 +12,13 @@ untouched. Booleans arrive as true/false in some frames and 0/1 in others; both 
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import attrs
 
 from bfxd.errors import RemoteProtocolError, excerpt
+from bfxd.protocol import rows
 
 ID, SYMBOL, MTS_CREATED, MTS_UPDATED, AMOUNT, AMOUNT_ORIG, OFFER_TYPE = 0, 1, 2, 3, 4, 5, 6
 FLAGS, STATUS, RATE, PERIOD, NOTIFY, HIDDEN, RENEW = 9, 10, 14, 15, 16, 17, 19
@@ -26,7 +28,9 @@ WIRE_LENGTH = 21
 # compound texts such as "EXECUTED at 0.02% (500.0)" or "CANCELED was: PARTIALLY FILLED ...") means it is gone.
 _ACTIVE_PREFIXES = ("ACTIVE", "PARTIALLY FILLED")
 
-Number = int | float
+# Decoding gives int or float. Decimal appears only on the simulator's side: an offer created from a client's
+# decimal text keeps it exactly, and encode writes it back as the same digits.
+Number = int | float | Decimal
 
 
 def is_active_status(status: str | None) -> bool:
@@ -34,34 +38,15 @@ def is_active_status(status: str | None) -> bool:
     return status is not None and status.startswith(_ACTIVE_PREFIXES)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _field(row: list[Any], index: int) -> Any:
-    return row[index] if index < len(row) else None
+_KIND = "funding offer"
 
 
 def _optional(row: list[Any], index: int, check: Any, what: str) -> Any:
-    value = _field(row, index)
-    if value is not None and not check(value):
-        raise RemoteProtocolError(f"funding offer field {index} should be {what}, got {excerpt(value)}")
-    return value
+    return rows.optional(row, index, check, what, _KIND)
 
 
 def _optional_bool(row: list[Any], index: int) -> bool | None:
-    value = _field(row, index)
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return value
-    if value in (0, 1) and _is_int(value):
-        return bool(value)
-    raise RemoteProtocolError(f"funding offer field {index} should be a boolean or 0/1, got {excerpt(value)}")
+    return rows.optional_bool(row, index, _KIND)
 
 
 @attrs.frozen
@@ -91,21 +76,20 @@ class FundingOffer:
         symbol and status strings. Lenient (a notification's NOTIFY_INFO): any field may be null, as the
         exchange sends in ERROR notifications. Fields of the wrong type raise RemoteProtocolError either way.
         """
-        if not isinstance(row, list):
-            raise RemoteProtocolError(f"funding offer should be an array, got {excerpt(row)}")
-        offer_id = _optional(row, ID, lambda v: _is_int(v) and v > 0, "a positive integer")
+        row = rows.require_array(row, _KIND)
+        offer_id = _optional(row, ID, lambda v: rows.is_int(v) and v > 0, "a positive integer")
         offer = cls(
             id=offer_id,
-            symbol=_optional(row, SYMBOL, lambda v: isinstance(v, str), "a string"),
-            mts_created=_optional(row, MTS_CREATED, _is_int, "an integer"),
-            mts_updated=_optional(row, MTS_UPDATED, _is_int, "an integer"),
-            amount=_optional(row, AMOUNT, _is_number, "a number"),
-            amount_orig=_optional(row, AMOUNT_ORIG, _is_number, "a number"),
-            type=_optional(row, OFFER_TYPE, lambda v: isinstance(v, str), "a string"),
-            flags=_optional(row, FLAGS, _is_int, "an integer"),
-            status=_optional(row, STATUS, lambda v: isinstance(v, str), "a string"),
-            rate=_optional(row, RATE, _is_number, "a number"),
-            period=_optional(row, PERIOD, _is_int, "an integer"),
+            symbol=_optional(row, SYMBOL, rows.is_str, "a string"),
+            mts_created=_optional(row, MTS_CREATED, rows.is_int, "an integer"),
+            mts_updated=_optional(row, MTS_UPDATED, rows.is_int, "an integer"),
+            amount=_optional(row, AMOUNT, rows.is_number, "a number"),
+            amount_orig=_optional(row, AMOUNT_ORIG, rows.is_number, "a number"),
+            type=_optional(row, OFFER_TYPE, rows.is_str, "a string"),
+            flags=_optional(row, FLAGS, rows.is_int, "an integer"),
+            status=_optional(row, STATUS, rows.is_str, "a string"),
+            rate=_optional(row, RATE, rows.is_number, "a number"),
+            period=_optional(row, PERIOD, rows.is_int, "an integer"),
             notify=_optional_bool(row, NOTIFY),
             hidden=_optional_bool(row, HIDDEN),
             renew=_optional_bool(row, RENEW),

@@ -5,7 +5,8 @@ HTTP. Start it inside trio with ``url = await nursery.start(Simulator(SimulatorC
 """
 
 from bfxd.simulator.account import Account, Change
+from bfxd.simulator.config import Received, SimulatorConfig
 from bfxd.simulator.faults import Faults, RateLimit
-from bfxd.simulator.simulator import Received, Simulator, SimulatorConfig
+from bfxd.simulator.simulator import Simulator
 
 __all__ = ["Account", "Change", "Faults", "RateLimit", "Received", "Simulator", "SimulatorConfig"]

@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = SimulatorConfig()
     parser = argparse.ArgumentParser(
         prog="bfxd simulate",
-        description="A local Bitfinex WebSocket v2 server (funding offers, auth, heartbeats) with fault injection.",
+        description="A local Bitfinex WebSocket v2 server (funding offers, credits, loans, wallets, auth, heartbeats, "
+                    "sequence numbers) with fault injection.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument("--port", type=_non_negative_int, default=0, help="port; 0 picks a free one (default)")
@@ -55,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the API secret clients sign with (a test value: it shows in `ps`)")
     parser.add_argument("--offers", type=_non_negative_int, default=defaults.offers,
                         help="active funding offers at start (default: %(default)s)")
+    parser.add_argument("--credits", type=_non_negative_int, default=defaults.credits,
+                        help="open funding credits at start (default: %(default)s)")
+    parser.add_argument("--loans", type=_non_negative_int, default=defaults.loans,
+                        help="open funding loans at start (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seed for offers, ids and the scenario")
     parser.add_argument("--user-id", type=int, default=defaults.user_id, help=argparse.SUPPRESS)
     parser.add_argument("--hb-interval", type=_positive_float, default=defaults.hb_interval,
@@ -70,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fail the first N auth attempts (10100 apikey: invalid)")
     faults.add_argument("--lose-inputs", type=_non_negative_int, default=0, metavar="N",
                         help="silently drop the first N inputs (foc/fon)")
+    faults.add_argument("--skip-sequence", type=_non_negative_int, default=0, metavar="N",
+                        help="on connections with sequence numbers on, lose the first N account updates (a gap)")
     faults.add_argument("--drop-every", type=_positive_float, metavar="SECONDS",
                         help="cut every connection (TCP close, no close frame) every SECONDS")
     logs = parser.add_argument_group("logging")
@@ -109,7 +116,8 @@ def simulate_main(argv: list[str] | None = None) -> int:
     if args.answer_delay < 0:
         parser.error("--answer-delay must not be negative")
     config = SimulatorConfig(
-        api_key=args.api_key, api_secret=args.api_secret, offers=args.offers, seed=args.seed,
+        api_key=args.api_key, api_secret=args.api_secret, offers=args.offers, credits=args.credits,
+        loans=args.loans, seed=args.seed,
         hb_interval=args.hb_interval, user_id=args.user_id, scenario_interval=args.scenario_interval,
         rate_limit=args.rate_limit,
     )
@@ -117,6 +125,7 @@ def simulate_main(argv: list[str] | None = None) -> int:
     sim.delay_answers(args.answer_delay)
     sim.reject_auth(args.reject_auth)
     sim.lose_inputs(args.lose_inputs)
+    sim.skip_sequence(args.skip_sequence)
     exit_code = 0
     try:
         trio.run(partial(run_simulator, sim, host=args.host, port=args.port, drop_every=args.drop_every))

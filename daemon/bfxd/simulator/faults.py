@@ -58,6 +58,7 @@ class Faults:
     maintenance: bool = False
     rate_limit: RateLimit | None = None
     inputs_to_lose: int = 0
+    sequence_skips: int = 0  # account updates to number and then not send (on connections that asked for numbers)
     _auth_failures: deque[tuple[int, str]] = attrs.field(factory=deque)
 
     def lose_inputs(self, n: int) -> None:
@@ -70,6 +71,18 @@ class Faults:
         if self.inputs_to_lose <= 0:
             return False
         self.inputs_to_lose -= 1
+        return True
+
+    def skip_sequence(self, n: int) -> None:
+        if n < 0:
+            raise ValueError(f"cannot skip a negative number of sequence numbers: {n}")
+        self.sequence_skips = n
+
+    def take_sequence_skip(self) -> bool:
+        """True when this numbered account update is to be lost (and counts it)."""
+        if self.sequence_skips <= 0:
+            return False
+        self.sequence_skips -= 1
         return True
 
     def fail_auth(self, n: int, code: int, message: str) -> None:

@@ -5,13 +5,16 @@ The rules, per connection (the shared account, nonces and fault switches belong 
     accepted --info {"platform":{"status":1, or 0 in maintenance}}--> OPEN --auth OK--> AUTHENTICATED --> CLOSED
     OPEN --auth FAILED--> OPEN (may retry);  AUTHENTICATED --auth again--> FAILED "auth: dup"
 
-- Any state: ping → pong (same cid); conf → conf ack; subscribe/unsubscribe → a public channel that carries only
+- Any state: ping → pong (same cid); conf → conf ack (flag SEQ_ALL turns on sequence numbers, numbering.py);
+  subscribe/unsubscribe → a public channel that carries only
   heartbeats (the simulator has no market); an unreadable frame → error 10000.
 - OPEN: an input ``[0, …]`` → error 10100 "auth: invalid".
 - Auth OK → snapshots ``ps ws os fos fcs fls`` (the order the exchange uses, filtered by the auth ``filter``); then
-  channel 0 carries account changes, and ``[0,"hb"]`` whenever it was silent for ``hb_interval``.
+  channel 0 carries account changes (offers, credits, loans, wallets), and ``[0,"hb"]`` whenever it was silent
+  for ``hb_interval``.
 - AUTHENTICATED: ``foc``/``fon`` answered with ``n`` to this connection, then the ``foc``/``fon`` update to every
-  authenticated connection. During maintenance, inputs get error 11000.
+  authenticated connection; ``calc`` answered with one ``wu`` per funding wallet asked for (its available balance
+  filled in), to this connection. During maintenance, inputs get error 11000.
 - CLOSED: the client left, ``drop()``, the rate limit, or a client too slow to read its frames.
 
 Tasks (one nursery per connection): the reader records each frame when it arrives; the worker answers each in order at
@@ -25,7 +28,7 @@ import itertools
 import json
 import math
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import attrs
 import structlog
@@ -33,16 +36,25 @@ import trio
 import trio_websocket
 
 from bfxd.errors import RemoteProtocolError
-from bfxd.protocol import AuthRequest, CancelOfferInput, ConfRequest, NewOfferInput, PingRequest, decode_client_frame
+from bfxd.protocol import (
+    MAX_CALC_REQUESTS,
+    AuthRequest,
+    CalcInput,
+    CancelOfferInput,
+    ClientEvent,
+    ConfRequest,
+    NewOfferInput,
+    PingRequest,
+    decode_client_frame,
+)
 from bfxd.protocol import encode as wire
 from bfxd.protocol.decode import load_json
 from bfxd.simulator import texts
-from bfxd.simulator.account import Change, OfferRejected, wall_clock_ms
+from bfxd.simulator.account import Account, Change, OfferRejected, wall_clock_ms
 from bfxd.simulator.auth import CAPS, auth_problem, snapshot_frames
-from bfxd.simulator.faults import RateWindow
-
-if TYPE_CHECKING:
-    from bfxd.simulator.simulator import Received, Simulator
+from bfxd.simulator.config import Received, SimulatorConfig
+from bfxd.simulator.faults import Faults, RateWindow
+from bfxd.simulator.numbering import FrameKind, Numbering
 
 log = structlog.get_logger()
 
@@ -65,6 +77,20 @@ class _Close:
     reason: str
 
 
+class Host(Protocol):
+    """What a connection needs from the Simulator that runs it (the Simulator is one; tests may pass another)."""
+
+    config: SimulatorConfig
+    faults: Faults
+    account: Account
+    server_id: str
+
+    def record(self, conn_id: int, text: str, event: ClientEvent | None) -> Received: ...
+    def nonce_admissible(self, api_key: str, nonce: int) -> bool: ...
+    def note_authenticated(self, api_key: str, nonce: int) -> None: ...
+    def publish(self, change: Change) -> None: ...
+
+
 def _blank_offer(offer_id: int | None = None) -> list[Any]:
     """NOTIFY_INFO of an ERROR: an offer array of nulls, with the id when there is one."""
     return [offer_id, *[None] * 20]
@@ -77,12 +103,13 @@ class Connection:
     id: int
     ws: trio_websocket.WebSocketConnection
     stream: trio.abc.Stream
-    sim: Simulator
+    sim: Host
     authenticated: bool = False
     filter: tuple[str, ...] | None = None
     channels: dict[int, float] = attrs.Factory(dict)  # channel id → time of its last frame (for heartbeats)
     public: dict[int, str] = attrs.Factory(dict)  # subscribed public channels: id → name
     finished: trio.Event = attrs.Factory(trio.Event)
+    numbering: Numbering = attrs.Factory(Numbering)
     _chan_ids: itertools.count[int] = attrs.Factory(lambda: itertools.count(1))
     _channels_changed: trio.Event = attrs.Factory(trio.Event)
     _rate: RateWindow = attrs.Factory(RateWindow)
@@ -125,10 +152,17 @@ class Connection:
             await self.finished.wait()
         self._scope.cancel(reason="dropped")
 
-    def send(self, frame: str, *, chan: int | None = None) -> None:
-        """Queue one frame for the client (never blocks); *chan* marks channel traffic for heartbeats."""
+    def send(self, frame: str, *, chan: int | None = None, kind: FrameKind | None = None) -> None:
+        """Queue one frame for the client (never blocks); *chan* marks channel traffic for heartbeats, *kind* says
+        how the frame is numbered once the client turned sequence numbers on (None: never)."""
         if chan is not None and chan in self.channels:
             self.channels[chan] = trio.current_time()
+        if kind is not None and self.numbering.enabled:
+            frame = self.numbering.number(frame, kind)
+            if kind == "update" and self.sim.faults.take_sequence_skip():
+                log.info("simulator.sequence_skipped", conn_id=self.id, public=self.numbering.public,
+                         auth=self.numbering.auth)
+                return  # numbered, then lost: the client sees the gap
         try:
             self._outbox.send_nowait(frame)
         except trio.WouldBlock:
@@ -145,8 +179,8 @@ class Connection:
                    for f in self.filter)
 
     def push_change(self, change: Change) -> None:
-        if self.authenticated and self.wants("funding", change.offer.symbol):
-            self.send(wire.offer_frame(change.kind, change.offer), chan=0)
+        if self.authenticated and change.wanted(self.wants):
+            self.send(change.frame(), chan=0, kind="update")
 
     # ---- tasks -------------------------------------------------------------------------------------------
 
@@ -199,7 +233,7 @@ class Connection:
             now = trio.current_time()
             for chan, last in list(self.channels.items()):
                 if last + interval <= now:
-                    self.send(wire.heartbeat_frame(chan), chan=chan)
+                    self.send(wire.heartbeat_frame(chan), chan=chan, kind="heartbeat")
 
     def _open_channel(self, chan: int) -> None:
         self.channels[chan] = trio.current_time()
@@ -213,6 +247,7 @@ class Connection:
         if isinstance(event, PingRequest):
             self.send(wire.pong_frame(event.cid, wall_clock_ms()))
         elif isinstance(event, ConfRequest):
+            self.numbering.configure(event.flags)
             self.send(wire.conf_ack_frame(event.flags))
         elif isinstance(event, AuthRequest):
             self._authenticate(event)
@@ -263,7 +298,7 @@ class Connection:
         self.send(wire.auth_ok_frame(user_id=sim.config.user_id, auth_id=str(uuid.uuid4()), caps=CAPS))
         self._open_channel(0)
         for frame in snapshot_frames(sim.account, self.wants):
-            self.send(frame, chan=0)
+            self.send(frame, chan=0, kind="snapshot")
 
     def _input(self, event: Any, arrived: float) -> None:
         faults = self.sim.faults
@@ -280,6 +315,8 @@ class Connection:
             self._cancel(event.offer_id)
         elif isinstance(event, NewOfferInput):
             self._new_offer(event)
+        elif isinstance(event, CalcInput):
+            self._calc(event)
         else:
             log.info("simulator.input_ignored", conn_id=self.id, kind=getattr(event, "kind", None))
 
@@ -292,7 +329,7 @@ class Connection:
     def _notify(self, kind: str, status: str, text: str, info: list[Any]) -> None:
         if self.wants("notify"):
             self.send(wire.notification_frame(mts=wall_clock_ms(), type=kind, status=status, text=text,
-                                              notify_info=info), chan=0)
+                                              notify_info=info), chan=0, kind="answer")
 
     def _cancel(self, offer_id: int | None) -> None:
         log.info("simulator.input", conn_id=self.id, kind="foc", offer_id=offer_id)
@@ -315,8 +352,20 @@ class Connection:
         except OfferRejected as exc:
             self._notify("fon-req", "ERROR", exc.text, _blank_offer())
             return
-        assert offer.symbol is not None and isinstance(offer.amount, float) and offer.rate is not None
+        assert offer.symbol is not None and offer.amount is not None and offer.rate is not None
         text = texts.OFFER_SUBMITTED.format(amount=abs(offer.amount), currency=offer.symbol[1:],
                                             rate=offer.rate * 100, period=offer.period)
         self._notify("fon-req", "SUCCESS", text, offer.to_wire())
         self.sim.publish(Change("fon", offer))
+
+    def _calc(self, request: CalcInput) -> None:
+        """One ``wu`` per funding wallet asked for, to this connection; other calculations are not simulated."""
+        log.info("simulator.input", conn_id=self.id, kind="calc", requests=len(request.requests))
+        if len(request.requests) > MAX_CALC_REQUESTS:
+            self.send(wire.error_frame(*texts.CALC_TOO_MANY))
+            return
+        for key in request.requests:
+            prefix, _, currency = key.partition("wallet_funding_")
+            change = self.sim.account.calculated_wallet(currency) if not prefix and currency else None
+            if change is not None and change.wanted(self.wants):
+                self.send(change.frame(), chan=0, kind="update")

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-import attrs
 import structlog
 import trio
 import trio_websocket
 
-from bfxd.protocol import MAX_NONCE, ClientEvent, FundingOffer
+from bfxd.protocol import MAX_NONCE, ClientEvent, FundingCredit, FundingLoan, FundingOffer
 from bfxd.protocol import encode as wire
 from bfxd.simulator import texts
 from bfxd.simulator.account import Account, Change
+from bfxd.simulator.config import Received, SimulatorConfig
 from bfxd.simulator.faults import Faults, RateLimit
 from bfxd.simulator.server import Connection
 
@@ -35,55 +35,13 @@ TEARDOWN_CLOSE_S = 0.25  # how long a closing connection waits for the client's 
 MAX_MESSAGE_BYTES = 64 * 1024  # inputs are small; a larger message closes the connection with 1009
 
 
-def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must not be negative, got {value!r}")
-
-
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if not (value is not None and value > 0):
-        raise ValueError(f"{attribute.name} must be positive, got {value!r}")
-
-
-def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
-    if value is not None:
-        _positive(instance, attribute, value)
-
-
-@attrs.frozen
-class SimulatorConfig:
-    """One simulated account and its credentials. ``scenario_interval``: seconds between random executions and new
-    offers (None: the book changes only through inputs and the methods below). ``rate_limit``: None = no limit."""
-
-    api_key: str = "sim-key"
-    api_secret: str = attrs.field(default="sim-secret", repr=False)
-    offers: int = attrs.field(default=5, validator=_non_negative)
-    seed: int = 0
-    hb_interval: float = attrs.field(default=15.0, validator=_positive)
-    user_id: int = 1234567
-    scenario_interval: float | None = attrs.field(default=None, validator=_positive_or_none)
-    rate_limit: RateLimit | None = None
-    # `received` keeps at least the last max_recorded frames (None: all). Tests never come near the default; a
-    # long-running `bfxd simulate` or demo must not grow without bound.
-    max_recorded: int | None = attrs.field(default=100_000, validator=_positive_or_none)
-
-
-@attrs.frozen
-class Received:
-    """One frame a client sent: its connection, text, decoded event (None if unreadable), trio time of arrival."""
-
-    conn_id: int
-    text: str
-    event: ClientEvent | None
-    at: float
-
-
 class Simulator:
     """A Bitfinex-compatible WebSocket server for tests, the demo and users' bots."""
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
         self.config = config or SimulatorConfig()
-        self.account = Account.generate(self.config.offers, seed=self.config.seed)
+        self.account = Account.generate(self.config.offers, seed=self.config.seed, credits=self.config.credits,
+                                        loans=self.config.loans)
         self.faults = Faults(rate_limit=self.config.rate_limit)
         self.server_id = str(uuid.UUID(int=random.Random(self.config.seed).getrandbits(128), version=4))
         self.received: list[Received] = []
@@ -117,10 +75,26 @@ class Simulator:
         self.publish(Change("fon", offer))
         return offer
 
+    @property
+    def credits(self) -> dict[int, FundingCredit]:
+        """The open funding credits, by id (a copy)."""
+        return dict(self.account.ledger.credits)
+
+    @property
+    def loans(self) -> dict[int, FundingLoan]:
+        """The open funding loans, by id (a copy)."""
+        return dict(self.account.ledger.loans)
+
     async def execute_offer(self, offer_id: int, *, amount: float | None = None) -> None:
-        """Execute an offer, fully (``foc`` "EXECUTED at …") or by *amount* (``fou`` "PARTIALLY FILLED at …").
+        """Execute an offer, fully (``foc`` "EXECUTED at …") or by *amount* (``fou`` "PARTIALLY FILLED at …");
+        the executed part becomes a credit or loan (``fcn``/``fln``) and its wallet is announced (``wu``).
         Raises KeyError if it is not active."""
-        self.publish(self.account.execute(offer_id, amount))
+        self.publish_all(self.account.execute(offer_id, amount))
+        await trio.lowlevel.checkpoint()
+
+    async def close_funding(self, item_id: int) -> None:
+        """End a credit or loan (``fcc``/``flc``, then ``wu``). Raises KeyError if neither is open."""
+        self.publish_all(self.account.ledger.close(item_id))
         await trio.lowlevel.checkpoint()
 
     async def wait_received(self, predicate: Callable[[Received], bool], *, count: int = 1) -> list[Received]:
@@ -193,6 +167,11 @@ class Simulator:
 
     push = send_raw  # same thing, named for well-formed frames (e.g. a hand-made fou)
 
+    def skip_sequence(self, n: int = 1) -> None:
+        """On connections that turned sequence numbers on, number the next *n* account updates and never send
+        them: the client sees a gap, as if the frames were lost."""
+        self.faults.skip_sequence(n)
+
     def set_rate_limit(self, max_inputs: int, per_seconds: float) -> None:
         """Allow *max_inputs* inputs per connection per *per_seconds*; beyond: error, then the connection closes."""
         self.faults.rate_limit = RateLimit(max_inputs=max_inputs, per_seconds=per_seconds)
@@ -217,9 +196,13 @@ class Simulator:
         self._bump()
 
     def publish(self, change: Change) -> None:
-        """Announce a change of the book to every authenticated connection that wants it."""
+        """Announce a change of the account to every authenticated connection that wants it."""
         for conn in list(self._live.values()):
             conn.push_change(change)
+
+    def publish_all(self, changes: list[Change]) -> None:
+        for change in changes:
+            self.publish(change)
 
     def _bump(self) -> None:
         self._changed.set()
@@ -286,6 +269,8 @@ class Simulator:
             await trio.sleep_until(next_step)
             if self.faults.maintenance:
                 continue  # the exchange is resyncing: nothing executes
-            change = self.account.scenario_step()
-            log.info("simulator.scenario", kind=change.kind, offer_id=change.offer.id, status=change.offer.status)
-            self.publish(change)
+            changes = self.account.scenario_step()
+            offer = changes[0].offer
+            log.info("simulator.scenario", kind=changes[0].kind, offer_id=offer.id, status=offer.status,
+                     opened=[c.kind for c in changes[1:]])
+            self.publish_all(changes)

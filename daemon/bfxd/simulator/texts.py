@@ -43,6 +43,9 @@ UNKNOWN_EVENT = (10000, "Unknown event")
 # is then closed with RATE_LIMIT_CLOSE.
 RATE_LIMITED = (10001, "ERR_RATE_LIMIT")
 RATE_LIMIT_CLOSE = (1008, "ERR_RATE_LIMIT")  # 1008 = policy violation (RFC 6455)
+# A calc input of more than 30 requests (docs changelog: "allows up to 30 calculations per batch. If the client
+# sends too many [...] it will receive an error"): 10001 ERR_GENERIC, text CHOSEN.
+CALC_TOO_MANY = (10001, "calc: too many calculations in one batch (at most 30)")
 # Public channels (docs "General": subscription / unsubscription error codes).
 UNKNOWN_CHANNEL = (10302, "Unknown channel")
 NOT_SUBSCRIBED = (10401, "Not subscribed")
@@ -58,8 +61,9 @@ OFFER_NOT_FOUND = "Offer not found"
 ID_INVALID = "id: invalid"
 # fon-req SUCCESS: the shape of the team's frame corpus (n-fon-req-success.json). The rate is shown in percent.
 OFFER_SUBMITTED = "Submitting funding offer of {amount} {currency} at {rate:.4f} for {period} days."
-# fon-req ERROR texts: CHOSEN (undocumented).
+# fon-req ERROR texts: CHOSEN (undocumented). The minimum is 150 USD or a fixed equivalent (market.py).
 INVALID_AMOUNT = "Invalid offer: incorrect amount"
+AMOUNT_BELOW_MINIMUM = "Invalid offer: incorrect amount, minimum is 150 dollar or equivalent in USD"
 INVALID_PERIOD = "Invalid offer: period must be between 2 and 120 days"
 INVALID_RATE = "Invalid offer: incorrect rate"
 INVALID_TYPE = "Invalid offer: unknown type"
