@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import structlog
 import trio
+from tests.integration.fault_requests import Asked
 from tests.integration.helpers import (
     API_KEY,
     API_SECRET,
@@ -30,7 +31,7 @@ from tests.logwatch import LogWatch
 
 from bfxd.actors.session import SessionBoard
 from bfxd.daemon import run_daemon
-from bfxd.protocol import CancelOfferInput
+from bfxd.protocol import NewOfferInput
 from bfxd.simulator import Simulator, SimulatorConfig
 from conftest import board_reaches
 
@@ -47,29 +48,38 @@ GARBAGE = ("{not json", "[]", '"str"', "null", "1e999", '[0,"fon",[1,2]]', '[0,"
            '[0,"foc",[]]', '{"event":"nope"}', '{"event":"info","code":"x"}')
 
 OK = "ok"  # the table's word for {"ok": true, "status": "SUCCESS"}; any other expected answer is an error type
+OK_SNAPSHOT = "ok/snapshot"  # ok, the new offer found in the fresh snapshot after the link dropped before its answer
 TIMEOUT = "timeout"
+NOT_CONFIRMED = "not_confirmed"
+SHORT_WORDS = {NOT_CONFIRMED: "nc"}  # how the tables abbreviate an answer, to stay narrow
 
 
 @attrs.frozen
 class Expect:
     """One cell of the table: the final answers of the requests under test, in the order they were sent, and how
-    many foc frames for their offers reach the exchange."""
+    many input frames of theirs (foc, fon) reach the exchange."""
 
     answers: tuple[str, ...]
-    focs: int
+    frames: int
     note: int | None = attrs.field(default=None, eq=False)  # its footnote under the docstring's table
+    any_order: bool = False  # the answers are these, but which request gets which is free (inputs sent at once)
 
     def render(self) -> str:
         note = "" if self.note is None else f" ({self.note})"
-        return f"{', '.join(self.answers)} [{self.focs}]{note}"
+        words = ", ".join(SHORT_WORDS.get(a, a) for a in self.answers)
+        return f"{{{words}}} [{self.frames}]{note}" if self.any_order else f"{words} [{self.frames}]{note}"
 
 
-def ok(focs: int, note: int | None = None) -> Expect:
-    return Expect((OK,), focs, note)
+def ok(frames: int, note: int | None = None) -> Expect:
+    return Expect((OK,), frames, note)
 
 
-def timeout(focs: int, note: int | None = None) -> Expect:
-    return Expect((TIMEOUT,), focs, note)
+def timeout(frames: int, note: int | None = None) -> Expect:
+    return Expect((TIMEOUT,), frames, note)
+
+
+def not_confirmed(frames: int, note: int | None = None) -> Expect:
+    return Expect((NOT_CONFIRMED,), frames, note)
 
 
 def table_text(faults: Sequence[str], states: Sequence[str], cell: Callable[[str, str], Expect], *,
@@ -90,6 +100,8 @@ def answer_as_written(answer: dict[str, Any]) -> str:
     """A final answer in the table's words: ``ok`` for a SUCCESS, the error type for an error."""
     if answer.get("ok") is True and answer.get("status") == "SUCCESS":
         return OK
+    if answer.get("ok") is True and answer.get("confirmed_by") == "snapshot":
+        return OK_SNAPSHOT
     if answer.get("ok") is False and isinstance(answer.get("error"), dict):
         return str(answer["error"].get("type"))
     return repr(answer)  # neither: equal to no expected answer
@@ -104,27 +116,31 @@ class Cell:
     logs: LogWatch
     client: LineClient
     fault: str
+    op: str  # what every request of the cell is: cancel, submit or replace
     expected: Expect  # what the requests under test must end with
     name: str  # "fault/state", for failure messages
     offers: list[int]
     answers: dict[str, dict[str, Any]] = attrs.Factory(dict)
     sent: list[str] = attrs.Factory(list)
-    tested: list[tuple[str, int]] = attrs.Factory(list)  # (ref, offer id) of the requests under test, as sent
+    asked: dict[str, Asked] = attrs.Factory(dict)
+    tested: list[str] = attrs.Factory(list)  # the requests under test, in the order sent
     checked: set[str] = attrs.Factory(set)  # requests under test whose answer has been checked against the table
-    focs_checked: bool = False
+    frames_checked: bool = False
     _sent_at: dict[str, float] = attrs.Factory(dict)
 
     def offer(self, index: int) -> int:
         return self.offers[index]
 
-    async def cancel(self, ref: str, offer_id: int, deadline_s: float, *, tested: bool = True) -> None:
-        """Send a cancel with its own deadline (not waiting for its answer). A request under test (*tested*) is
-        checked against the table; any other (a cell's premise or side request) against the outcome given."""
+    async def ask(self, ref: str, slot: int, deadline_s: float, *, tested: bool = True) -> None:
+        """Send the cell's op for *slot* with its own deadline (not waiting for its answer). A request under test
+        (*tested*) is checked against the table; any other (a cell's premise or side request) against the outcome
+        given to ``expect``."""
         self.sent.append(ref)
+        self.asked[ref] = asked = Asked.make(self.op, slot, self.offers)
         if tested:
-            self.tested.append((ref, offer_id))
+            self.tested.append(ref)
         self._sent_at[ref] = trio.current_time()
-        await self.client.send({"op": "cancel", "id": offer_id, "ref": ref, "timeout": deadline_s})
+        await self.client.send({**asked.request(), "ref": ref, "timeout": deadline_s})
 
     async def answer(self, ref: str) -> dict[str, Any]:
         """The final answer to *ref*, reading (and keeping) the answers that come before it."""
@@ -140,32 +156,55 @@ class Cell:
         """Check *ref*'s final answer: a request under test against the table (its answer in sending order), any
         other against *outcome*."""
         answer = await self.answer(ref)
-        assert answer["op"] == "cancel", str(answer)
+        assert answer["op"] == self.op, str(answer)
         if outcome is None:
-            position = [tested for tested, _ in self.tested].index(ref)
-            assert position < len(self.expected.answers), (
-                f"{self.name}: {ref} is request #{position + 1} under test, the table has {self.expected.render()}")
-            outcome = self.expected.answers[position]
-            self.checked.add(ref)
+            return self._expect_tested(ref, answer)
         assert answer_as_written(answer) == outcome, f"{self.name}: {ref} should end {outcome}, got {answer}"
         return answer
 
-    def expect_focs(self) -> None:
-        """The foc frames for the offers of the requests under test that reached the exchange: the table's count."""
-        offers = {offer for _, offer in self.tested}
-        got = self.foc_frames(*offers)
-        assert got == self.expected.focs, f"{self.name}: {got} foc frames reached the exchange, the table says " \
-                                          f"{self.expected.render()}"
-        self.focs_checked = True
+    def _expect_tested(self, ref: str, answer: dict[str, Any]) -> dict[str, Any]:
+        expected, position = self.expected, self.tested.index(ref)
+        assert position < len(expected.answers), (
+            f"{self.name}: {ref} is request #{position + 1} under test, the table has {expected.render()}")
+        self.checked.add(ref)
+        if not expected.any_order:
+            assert answer_as_written(answer) == expected.answers[position], (
+                f"{self.name}: {ref} should end {expected.answers[position]}, got {answer}")
+            return answer
+        assert answer_as_written(answer) in expected.answers, f"{self.name}: {ref} got {answer}, not in {expected}"
+        if self.checked == set(self.tested) and len(self.tested) == len(expected.answers):
+            got = sorted(answer_as_written(self.answers[r]) for r in self.tested)
+            assert got == sorted(expected.answers), f"{self.name}: answers {got}, the table says {expected.render()}"
+        return answer
 
-    def foc_frames(self, *offer_ids: int) -> int:
-        return sum(1 for r in self.sim.received
-                   if isinstance(r.event, CancelOfferInput) and r.event.offer_id in offer_ids)
+    def expect_frames(self) -> None:
+        """The input frames of the requests under test that reached the exchange: the table's count."""
+        got = self.frames(*self.tested)
+        assert got == self.expected.frames, f"{self.name}: {got} input frames reached the exchange, the table " \
+                                            f"says {self.expected.render()}"
+        self.frames_checked = True
 
-    async def wait_foc(self, offer_id: int, count: int = 1) -> None:
+    def frames(self, *refs: str) -> int:
+        """Input frames the exchange received for these requests (refs never sent count nothing)."""
+        asked = [self.asked[ref] for ref in refs if ref in self.asked]
+        return sum(1 for r in self.sim.received if any(a.caused(r.event) for a in asked))
+
+    def done_at_exchange(self, ref: str) -> bool:
+        return self.asked[ref].done_at(self.sim)
+
+    async def wait_input(self, ref: str) -> None:
+        """Until the exchange has received the first input frame of *ref*."""
         with trio.fail_after(GUARD_S):
-            await self.sim.wait_received(
-                lambda r: isinstance(r.event, CancelOfferInput) and r.event.offer_id == offer_id, count=count)
+            await self.sim.wait_received(lambda r: self.asked[ref].caused(r.event))
+
+    async def wait_frame_sent(self, ref: str) -> None:
+        """Until the daemon has written the first input frame of *ref* (``frame.sent``)."""
+        await self.logs.wait_for("frame.sent", **self.asked[ref].first_frame())
+
+    async def wait_notes(self, text: str, count: int) -> None:
+        """Until *count* notifications with *text* have been routed (to a requester, to no one, or unmatched)."""
+        await self.logs.wait_until(lambda: sum(len(self.logs.find(event, text=text)) for event in (
+            "notification.received", "notification.unmatched")) >= count, what=f"{count} notifications {text!r}")
 
     async def wait_authenticated(self, count: int) -> None:
         with trio.fail_after(GUARD_S):
@@ -218,10 +257,9 @@ class Cell:
     async def finish(self) -> None:
         """The scenario checked its whole cell of the table; the session is back and quiet; nothing more comes for
         any request; the daemon says ready."""
-        refs = [ref for ref, _ in self.tested]
-        assert len(refs) == len(self.expected.answers), (
-            f"{self.name}: requests under test {refs}, the table has {self.expected.render()}")
-        assert self.checked == set(refs) and self.focs_checked, f"{self.name}: the scenario left its cell unchecked"
+        assert len(self.tested) == len(self.expected.answers), (
+            f"{self.name}: requests under test {self.tested}, the table has {self.expected.render()}")
+        assert self.checked == set(self.tested) and self.frames_checked, f"{self.name}: part of its cell unchecked"
         self.sim.stall(False)
         self.sim.delay_answers(0)
         with trio.fail_after(GUARD_S):
@@ -235,10 +273,19 @@ class Cell:
         assert status["status"]["state"] == "ready" and status["status"]["pending"] == 0, status
         for ref in self.sent:
             assert len(self.logs.find("command.completed", ref=ref)) == 1, ref
+        self.no_submit_twice()
+
+    def no_submit_twice(self) -> None:
+        """A submit is never resent: no request's fon reaches the exchange more often than it was asked for."""
+        fons = [r.event for r in self.sim.received if isinstance(r.event, NewOfferInput)]
+        for asked in {a for a in self.asked.values() if a.submits()}:
+            times = sum(1 for a in self.asked.values() if a == asked)
+            received = sum(1 for event in fons if asked.caused(event))
+            assert received <= times, f"{self.name}: {asked} asked {times}x, its fon reached the exchange {received}x"
 
 
 async def run_cell(socket_dir: Path, fault: str, scenario: Callable[[Cell], Awaitable[None]],
-                   expected: Expect) -> Cell:
+                   expected: Expect, *, op: str = "cancel") -> Cell:
     """Run *scenario* under *fault* on a fresh simulator, relay and daemon, then ``Cell.finish``; stop cleanly."""
     logs = LogWatch()
     with structlog.testing.capture_logs(processors=[logs]):
@@ -262,8 +309,8 @@ async def run_cell(socket_dir: Path, fault: str, scenario: Callable[[Cell], Awai
             with trio.fail_after(GUARD_S):
                 await board_reaches(board, lambda b: b.state == "ready" and b.offers == len(sim.offers))
             async with await LineClient.connect(config.socket.path) as client:
-                cell = Cell(sim, net, nursery, board, logs, client, fault, expected,
-                            f"{fault}/{getattr(scenario, '__name__', 'scenario')}", sorted(sim.offers))
+                cell = Cell(sim, net, nursery, board, logs, client, fault, op, expected,
+                            f"{op}/{fault}/{getattr(scenario, '__name__', 'scenario')}", sorted(sim.offers))
                 await scenario(cell)
                 await cell.finish()
             stop.set()

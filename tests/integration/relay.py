@@ -25,7 +25,8 @@ class _Link:
 
 class Network:
     """A TCP relay between the daemon and the simulator. ``hold()`` stops the bytes of the live links towards the
-    exchange (the daemon's writes still succeed: the frame is on the wire, not at the exchange); ``blackhole()``
+    exchange (the daemon's writes still succeed: the frame is on the wire, not at the exchange); ``hold_answers()``
+    the same towards the daemon (the exchange's answers are on the wire, not at the daemon); ``blackhole()``
     stops both ways (a dead path with the TCP connections still open); ``release()`` lets everything through;
     ``cut()`` ends the live links at once, losing what they hold. A link ends as a whole when either side closes."""
 
@@ -45,11 +46,14 @@ class Network:
             if link.to_exchange.is_set():
                 link.to_exchange = trio.Event()
 
-    def blackhole(self) -> None:
-        self.hold()
+    def hold_answers(self) -> None:
         for link in self._links:
             if link.to_daemon.is_set():
                 link.to_daemon = trio.Event()
+
+    def blackhole(self) -> None:
+        self.hold()
+        self.hold_answers()
 
     def release(self) -> None:
         for link in self._links:
