@@ -60,14 +60,17 @@ class Expect:
     many input frames of theirs (foc, fon) reach the exchange."""
 
     answers: tuple[str, ...]
-    frames: int
+    frames: int | None  # None: the count is free (a race the cell cannot fix), and not checked
     note: int | None = attrs.field(default=None, eq=False)  # its footnote under the docstring's table
     any_order: bool = False  # the answers are these, but which request gets which is free (inputs sent at once)
+    # An answer may be "a|b": either fits (a race the cell cannot settle)
 
     def render(self) -> str:
         note = "" if self.note is None else f" ({self.note})"
-        words = ", ".join(SHORT_WORDS.get(a, a) for a in self.answers)
-        return f"{{{words}}} [{self.frames}]{note}" if self.any_order else f"{words} [{self.frames}]{note}"
+        shown = ["|".join(SHORT_WORDS.get(w, w) for w in a.split("|")) for a in self.answers]
+        words = f"{len(shown)}x {shown[0]}" if len(shown) > 1 and len(set(shown)) == 1 else ", ".join(shown)
+        frames = "any" if self.frames is None else self.frames
+        return f"{{{words}}} [{frames}]{note}" if self.any_order else f"{words} [{frames}]{note}"
 
 
 def ok(frames: int, note: int | None = None) -> Expect:
@@ -168,7 +171,7 @@ class Cell:
             f"{self.name}: {ref} is request #{position + 1} under test, the table has {expected.render()}")
         self.checked.add(ref)
         if not expected.any_order:
-            assert answer_as_written(answer) == expected.answers[position], (
+            assert answer_as_written(answer) in expected.answers[position].split("|"), (
                 f"{self.name}: {ref} should end {expected.answers[position]}, got {answer}")
             return answer
         assert answer_as_written(answer) in expected.answers, f"{self.name}: {ref} got {answer}, not in {expected}"
@@ -180,8 +183,8 @@ class Cell:
     def expect_frames(self) -> None:
         """The input frames of the requests under test that reached the exchange: the table's count."""
         got = self.frames(*self.tested)
-        assert got == self.expected.frames, f"{self.name}: {got} input frames reached the exchange, the table " \
-                                            f"says {self.expected.render()}"
+        assert self.expected.frames in (None, got), (
+            f"{self.name}: {got} input frames reached the exchange, the table says {self.expected.render()}")
         self.frames_checked = True
 
     def frames(self, *refs: str) -> int:

@@ -73,12 +73,11 @@ class Asked:
         return self.op in ("submit", "replace")
 
     def done_at(self, sim: Simulator) -> bool:
-        """Whether the exchange did what it asked (the offer cancelled; the new offer booked)."""
-        created = any(_same(o.amount, self.amount) if self.op == "submit" else _same(o.rate, self.rate)
-                      for o in sim.offers.values())
+        """Whether the exchange acted on its first input (a cancel's or a replace's offer is gone; a submit's
+        offer is booked)."""
         if self.op == "submit":
-            return created
-        return self.offer_id not in sim.offers and (self.op == "cancel" or created)
+            return any(_same(o.amount, self.amount) for o in sim.offers.values())
+        return self.offer_id not in sim.offers
 
 
 def _same(got: object, want: str | None) -> bool:

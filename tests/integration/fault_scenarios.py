@@ -146,7 +146,7 @@ async def sent(cell: Cell) -> None:
         await cell.wait_input("a")
         await cell.expect("a")
         await cell.logs.wait_for("notification.received", type=cell.asked["a"].answer_type)  # late, went nowhere
-        assert cell.done_at_exchange("a")  # the exchange did it: `timeout` meant "outcome unknown"
+        assert cell.done_at_exchange("a")  # the exchange acted on it: `timeout` meant "outcome unknown"
         cell.expect_frames()
         return
     if fault == "malformed":
@@ -190,8 +190,8 @@ async def sent(cell: Cell) -> None:
 
 async def answered(cell: Cell) -> None:
     fault, sim = cell.fault, cell.sim
-    if fault == "rate_limit":
-        sim.set_rate_limit(1, 60.0)
+    if fault == "rate_limit":  # room for `a`'s inputs (a replace has two), none for `b`'s
+        sim.set_rate_limit(1 if cell.op != "replace" else 2, 60.0)
     await cell.ask("a", A, LONG_S, tested=False)
     await cell.expect("a", OK)  # the state's premise: `a` has its answer before the fault
     reconnects, auths = cell.board.reconnects, sim.authenticated_count
@@ -214,12 +214,14 @@ async def answered(cell: Cell) -> None:
                                 *unsolicited(cell, "SUCCESS", "stranger", cell.offer(STRANGER)))
         await cell.wait_notes("stranger", 2)
     await cell.ask("b", B, LOST_S if fault == "lose_inputs" else LONG_S)
-    if fault == "maintenance":
-        await cell.wait_pending(1)
+    if fault in ("maintenance", "stall"):
+        await cell.logs.wait_for("command.received", ref="b")
+        if cell.op != "replace":  # a replace waits for the session before it puts an input in flight
+            await cell.wait_pending(1)
         assert cell.frames("b") == 0  # held
+    if fault == "maintenance":
         await cell.maintenance_off()
     elif fault == "stall":
-        await cell.wait_pending(1)
         sim.stall(False)
     await cell.expect("b")
     if fault == "delay":

@@ -25,7 +25,7 @@ States, made exact (``a`` is the request the cell is about):
 - ``answered``: ``a`` has its answer when the fault strikes; ``b``, sent afterwards, is the one under test, and
   ``a`` must be neither sent again nor answered again.
 
-``a`` and ``b`` are cancels in the cancel table and submits in the submit table. The tables are ``EXPECTED``
+``a`` and ``b`` are cancels, submits or replaces, as the table says. The tables are ``EXPECTED``
 written out (``test_the_docstring_tables_are_the_data`` keeps them equal), and the scenarios assert against
 ``EXPECTED``, not against literals. A cell lists the final answers of its requests under test in the order they were
 sent (``ok`` = ``{"ok": true, "status": "SUCCESS"}``, otherwise the error type; ``nc`` = ``not_confirmed``) and, in
@@ -44,7 +44,7 @@ Cancels::
     auth_rejected  ok [1]               ok [1] (4)           ok [2] (4)           ok [1] (4)
     nonce_error    ok [1]               ok [1] (4)           ok [2] (4)           ok [1] (4)
     malformed      ok [1]               ok [1]               ok [1] (5)           ok [1] (5)
-    rate_limit     ok, ok [3] (6)       ok, ok [3] (6)       ok, ok, ok [6] (6)   ok [2] (6)
+    rate_limit     2x ok [3] (6)        2x ok [3] (6)        3x ok [6] (6)        ok [2] (6)
 
     waiting, every fault: the short request -> not_ready [0].
 
@@ -66,6 +66,23 @@ receive one submit twice)::
 
     waiting, every fault: the short request -> not_ready [0].
 
+Replaces (each a cancel, then a submit of the offer's fields with a new rate; a and b name offers)::
+
+    fault          waiting              about_to_send        sent                 answered (b)
+    drop_abrupt    ok [2]               ok [2]               ok [3]               ok [2]
+    drop_close     ok [2]               ok [2]               ok [3]               ok [2]
+    restart_20051  ok [2]               ok [2]               ok [3]               ok [2]
+    maintenance    ok [2]               ok [3] (1)           ok [3]               ok [2] (7)
+    stall          ok [2]               ok [3]               ok [3]               ok [2]
+    delay          ok [2]               ok [2]               timeout [1] (2)      ok [2]
+    lose_inputs    timeout [1]          timeout [1]          timeout, ok [3] (3)  timeout [1]
+    auth_rejected  ok [2]               ok [2] (4)           ok [3] (4)           ok [2] (4)
+    nonce_error    ok [2]               ok [2] (4)           ok [3] (4)           ok [2] (4)
+    malformed      ok [2]               ok [2]               ok [2] (5)           ok [2] (5)
+    rate_limit     2x ok|nc [any] (10)  2x ok|nc [any] (10)  3x ok|nc [any] (10)  ok [3] (10)
+
+    waiting, every fault: the short request -> not_ready [0].
+
 (1) The held frame reaches the exchange during maintenance and is refused (error 11000, which names no request);
     after 20061 the relink puts it in doubt, the fresh snapshot still lists the offer, and it is sent again.
 (2) The answer is delayed past the deadline: ``timeout``; when the late answer arrives it goes nowhere, though the
@@ -84,6 +101,12 @@ receive one submit twice)::
     has no new offer with its fields: ``not_confirmed``.
 (9) As (6), but the submit over the limit is not resent: the snapshot has no such offer, ``not_confirmed``. In
     ``{braces}``: which of two submits released together is over the limit is free, the answers are these.
+
+(10) A replace sends a cancel, then a submit: under the one-input limit its inputs and the other requests' race
+     for the link's turn, and the outcome depends on which confirmation comes first. Each request still ends with
+     one answer, ``ok`` or ``nc`` (a submit over the limit is not resent), and no fon reaches the exchange twice;
+     the answered state's ``b``, alone on its links, is exact: its cancel refused with the link, resent, then its
+     submit.
 
 A submit whose answer alone is lost with the link, the exchange having booked its offer, ends ``ok`` with that
 offer from the snapshot (``ok/snapshot``): ``test_answer_lost_with_the_link``, for each way to lose a link.
@@ -117,12 +140,13 @@ from tests.integration.fault_scenarios import SCENARIOS, SHORT, WAITING_SHORT, A
 FAULTS = ("drop_abrupt", "drop_close", "restart_20051", "maintenance", "stall", "delay", "lose_inputs",
           "auth_rejected", "nonce_error", "malformed", "rate_limit")
 STATES = ("waiting", "about_to_send", "sent", "answered")
-OPS = ("cancel", "submit")
+OPS = ("cancel", "submit", "replace")
 
 # ---- the tables as data: one row per fault, a cell per state (STATES order), footnotes as in the docstring ------
 
 Row = tuple[Expect, Expect, Expect, Expect]
 NC = NOT_CONFIRMED
+OK_NC = f"{OK}|{NC}"
 nc = not_confirmed
 
 CANCEL_ROWS: dict[str, Row] = {
@@ -163,7 +187,23 @@ SUBMIT_ROWS: dict[str, Row] = {
     "rate_limit":    (Expect((OK, NC), 2, 9, True), Expect((OK, NC), 2, 9),  Expect((NC, OK, NC), 3, 9), nc(1, 9)),
     # (9) the submit over the limit is refused with the link: in doubt, not resent, not in the snapshot
 }
-ROWS: dict[str, dict[str, Row]] = {"cancel": CANCEL_ROWS, "submit": SUBMIT_ROWS}
+REPLACE_ROWS: dict[str, Row] = {
+    # fault           waiting                  about_to_send            sent                        answered (b)
+    "drop_abrupt":   (ok(2),                   ok(2),                   ok(3),                      ok(2)),
+    "drop_close":    (ok(2),                   ok(2),                   ok(3),                      ok(2)),
+    "restart_20051": (ok(2),                   ok(2),                   ok(3),                      ok(2)),
+    "maintenance":   (ok(2),                   ok(3, 1),                ok(3),                      ok(2, 7)),
+    "stall":         (ok(2),                   ok(3),                   ok(3),                      ok(2)),
+    "delay":         (ok(2),                   ok(2),                   timeout(1, 2),              ok(2)),
+    "lose_inputs":   (timeout(1),              timeout(1),              Expect((TIMEOUT, OK), 3, 3), timeout(1)),
+    "auth_rejected": (ok(2),                   ok(2, 4),                ok(3, 4),                   ok(2, 4)),
+    "nonce_error":   (ok(2),                   ok(2, 4),                ok(3, 4),                   ok(2, 4)),
+    "malformed":     (ok(2),                   ok(2),                   ok(2, 5),                   ok(2, 5)),
+    "rate_limit":    (Expect((OK_NC,) * 2, None, 10), Expect((OK_NC,) * 2, None, 10),
+                      Expect((OK_NC,) * 3, None, 10), ok(3, 10)),
+    # (10) their cancels and submits race for the one input a link allows: each ends ok or nc, no fon twice
+}
+ROWS: dict[str, dict[str, Row]] = {"cancel": CANCEL_ROWS, "submit": SUBMIT_ROWS, "replace": REPLACE_ROWS}
 EXPECTED: dict[tuple[str, str, str], Expect] = {
     (op, fault, state): cell
     for op, rows in ROWS.items() for fault, row in rows.items() for state, cell in zip(STATES, row, strict=True)
@@ -177,14 +217,32 @@ KNOWN_BUGS = {
     "the retry's fon-req (same fields) is taken for the lost one's: the retry ends timeout though its offer exists",
 }
 # The answer alone lost with the link, the exchange having acted: the snapshot settles it (test_answer_lost_...).
-ANSWER_LOST = {"cancel": Expect(("not_active",), 1), "submit": Expect((OK_SNAPSHOT,), 1)}
+ANSWER_LOST = {"cancel": Expect(("not_active",), 1), "submit": Expect((OK_SNAPSHOT,), 1),
+               "replace": Expect(("not_active",), 1)}  # a replace whose cancel is settled so submits nothing
 LOSSES = ("cut", "drop_abrupt", "silence", "auth_rejected", "nonce_error")
 
 
+# Every replace that ends ok kills its client connection today: command.completed gets ``offer_id`` twice (the
+# request's and the new offer's, inbox._complete), the TypeError ends the client task after the answer was written.
+# Reported to the lead with test_a_replace_that_succeeds_keeps_its_client; the replace table was checked against a
+# local, uncommitted fix of that line. Cells that must see an ok are strict, cells where ok is one outcome of a
+# race are not.
+REPLACE_OK_BUG = "daemon bug: a replace answered ok logs command.completed with offer_id twice and loses its client"
+
+
 def matrix_cells() -> list[Any]:
-    return [pytest.param(op, fault, state, id=f"{op}-{fault}-{state}", marks=[
-        pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[op, fault, state])] if (op, fault, state) in KNOWN_BUGS
-        else []) for op in OPS for fault in FAULTS for state in STATES]
+    def marks(op: str, fault: str, state: str) -> list[pytest.MarkDecorator]:
+        if (op, fault, state) in KNOWN_BUGS:
+            return [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[op, fault, state])]
+        answers = EXPECTED[op, fault, state].answers
+        if op == "replace" and state == "answered":  # its premise: `a`, a replace, answered ok
+            return [pytest.mark.xfail(strict=True, reason=REPLACE_OK_BUG)]
+        if op == "replace" and any(OK in answer.split("|") for answer in answers):
+            return [pytest.mark.xfail(strict=OK in answers, reason=REPLACE_OK_BUG)]
+        return []
+
+    return [pytest.param(op, fault, state, id=f"{op}-{fault}-{state}", marks=marks(op, fault, state))
+            for op in OPS for fault in FAULTS for state in STATES]
 
 
 def render_table(op: str) -> str:
@@ -226,6 +284,20 @@ async def test_answer_lost_with_the_link(socket_dir: Path, op: str, loss: str) -
             assert answer["offer"]["id"] in cell.sim.offers
 
     await run_cell(socket_dir, loss, scenario, ANSWER_LOST[op], op=op)
+
+
+@pytest.mark.xfail(strict=True, reason=REPLACE_OK_BUG)
+async def test_a_replace_that_succeeds_keeps_its_client(socket_dir: Path) -> None:
+    """With no fault at all, a replace ends ok with the new offer, logs one command.completed, and its client's
+    connection stays open (``Cell.finish``: a ping on it is answered)."""
+
+    async def scenario(cell: Cell) -> None:
+        await cell.ask("a", A, LONG_S)
+        answer = await cell.expect("a")
+        assert answer["cancelled"]["id"] == cell.offer(A) and answer["offer"]["id"] in cell.sim.offers
+        cell.expect_frames()
+
+    await run_cell(socket_dir, "none", scenario, Expect((OK,), 2), op="replace")
 
 
 async def test_answer_lost_with_the_link_and_the_offer_gone_is_not_active(socket_dir: Path) -> None:
@@ -270,7 +342,7 @@ def test_the_matrix_is_complete() -> None:
     assert set(EXPECTED) == {(op, fault, state) for op in OPS for fault in FAULTS for state in STATES}
     assert all(list(rows) == list(FAULTS) for rows in ROWS.values())  # rows in the parameters' order
     assert set(SCENARIOS) == set(STATES)
-    assert all(cell.answers and cell.frames >= 0 for cell in EXPECTED.values())
+    assert all(cell.answers and (cell.frames is None or cell.frames >= 0) for cell in EXPECTED.values())
 
 
 def test_the_docstring_tables_are_the_data() -> None:
