@@ -1,10 +1,12 @@
-"""Integration fixtures: the simulator and the daemon in this test's trio run, and a log watcher to wait on."""
+"""Integration fixtures: the simulator and the daemon in this test's trio run, a log watcher to wait on, and
+``bfxd run`` as a child process."""
 
 from __future__ import annotations
 
 import resource
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import attrs
@@ -12,6 +14,8 @@ import pytest
 import structlog
 import trio
 from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S, fast_link, test_config, test_credentials
+from tests.integration.process import BFXD, BfxdProcess, daemon_env
+from tests.logwatch import LogWatch
 
 from bfxd.actors.session import SessionBoard
 from bfxd.config import Config
@@ -40,36 +44,6 @@ class RunningDaemon:
 
 
 StartDaemon = Callable[..., Awaitable[RunningDaemon]]
-
-
-class LogWatch:
-    """A structlog processor that keeps every event and lets a test wait for one, instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-        self._changed = trio.Event()
-
-    def __call__(self, _logger: object, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-        self.entries.append(dict(event_dict))
-        self._changed.set()
-        self._changed = trio.Event()
-        return event_dict
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        """Return once *predicate* holds, checking it after each logged event (the daemon logs every change)."""
-        with trio.fail_after(GUARD_S):
-            while not predicate():
-                await self._changed.wait()
-
-    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
-        return [e for e in self.entries if e.get("event") == event and all(e.get(k) == v for k, v in fields.items())]
-
-    async def wait_for(self, event: str, **fields: Any) -> dict[str, Any]:
-        """The first entry named *event* carrying *fields*, once it has been logged."""
-        with trio.fail_after(GUARD_S):
-            while not (found := self.find(event, **fields)):
-                await self._changed.wait()
-        return found[0]
 
 
 @pytest.fixture
@@ -143,3 +117,27 @@ def raise_fd_limit() -> Iterator[None]:
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
+
+
+StartBfxd = Callable[..., Awaitable[BfxdProcess]]
+
+
+@pytest.fixture
+async def start_bfxd(nursery: trio.Nursery) -> AsyncIterator[StartBfxd]:
+    """A factory: ``bfxd run -c CONFIG`` as a child process (``env``: extra environment), its output read in the
+    background; killed at the end if the test left it running."""
+    started: list[BfxdProcess] = []
+
+    async def start(config_path: Path, *, env: dict[str, str] | None = None) -> BfxdProcess:
+        process = await trio.lowlevel.open_process([*BFXD, "run", "-c", str(config_path)],
+                                                   stdout=PIPE, stderr=PIPE, env=daemon_env(env))
+        bfxd = BfxdProcess(process)
+        started.append(bfxd)
+        await nursery.start(bfxd.pump)
+        return bfxd
+
+    yield start
+    for bfxd in started:
+        if bfxd.process.returncode is None:
+            bfxd.process.kill()
+            await bfxd.wait()

@@ -2,76 +2,82 @@
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import trio
 from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S
+from tests.logwatch import LogWatch
 
 BFXD = [sys.executable, "-m", "bfxd"]
 
 
-def write_config(directory: Path, url: str, *, extra: str = "") -> Path:
+def daemon_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment without bfxd settings or systemd hand-overs, plus the test credentials and *extra*."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BFXD_", "NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_", "CREDENTIALS_DIRECTORY"))}
+    return {**env, "BFXD_API_KEY": API_KEY, "BFXD_API_SECRET": API_SECRET, **(extra or {})}
+
+
+def write_config(directory: Path, url: str, *, shutdown_grace: float = 2.0, socket_path: Path | None = None) -> Path:
+    """A bfxd.toml in *directory* for the simulator at *url*: JSON log at info level, quick reconnects."""
+    socket_path = socket_path or directory / "bfxd.sock"
     path = directory / "bfxd.toml"
-    path.write_text(
-        f'[exchange]\nurl = "{url}"\nheartbeat_timeout = 30.0\n'
-        f'[socket]\npath = "{directory / "bfxd.sock"}"\nmode = "0600"\n'
-        '[requests]\ntimeout = 5.0\nshutdown_grace = 2.0\n'
-        '[reconnect]\ninitial_delay = 0.2\nmax_delay = 1.0\n'
-        f'[log]\nformat = "json"\n{extra}'
-    )
+    path.write_text(f"""\
+[exchange]
+url = "{url}"
+heartbeat_timeout = 30.0
+[socket]
+path = "{socket_path}"
+mode = "0600"
+[requests]
+timeout = 10.0
+shutdown_grace = {shutdown_grace}
+[reconnect]
+initial_delay = 0.1
+max_delay = 1.0
+[log]
+format = "json"
+level = "info"
+""")
     return path
 
 
-class DaemonProcess:
-    """``bfxd run`` in a child process; every byte it writes is kept for inspection."""
+class BfxdProcess:
+    """A running ``bfxd run``: its JSON log as it arrives (``log``), its raw stdout and stderr."""
 
     def __init__(self, process: trio.Process) -> None:
         self.process = process
         self.stdout = bytearray()
         self.stderr = bytearray()
-        self._events: list[dict[str, Any]] = []
-        self._new_output = trio.Event()
+        self.log = LogWatch(describe_end=lambda: f"bfxd's stderr: {bytes(self.stderr)!r}")
+        self.output_closed = trio.Event()  # both pipes reached their end
 
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in bytes(self.stdout).splitlines() if line.startswith(b"{")]
+    async def pump(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read stdout into the log and stderr aside until both end."""
+        assert self.process.stdout is not None and self.process.stderr is not None
+        task_status.started()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_stderr, self.process.stderr)
+            async for chunk in self.process.stdout:
+                self.stdout += chunk
+                self.log.feed(chunk)
+        self.log.close()
+        self.output_closed.set()
 
-    async def _pump(self, stream: trio.abc.ReceiveStream, into: bytearray) -> None:
+    async def _read_stderr(self, stream: trio.abc.ReceiveStream) -> None:
         async for chunk in stream:
-            into.extend(chunk)
-            self._new_output.set()
-            self._new_output = trio.Event()
+            self.stderr += chunk
 
-    async def wait_event(self, name: str, **fields: Any) -> dict[str, Any]:
-        """The first log event named *name* with these field values, waiting for it under the guard."""
+    async def wait(self) -> int:
+        """The exit status, once the process has ended and all of its output has been read."""
         with trio.fail_after(GUARD_S):
-            while True:
-                for event in self.events:
-                    if event.get("event") == name and all(event.get(k) == v for k, v in fields.items()):
-                        return event
-                if self.process.returncode is not None:
-                    raise AssertionError(f"bfxd exited {self.process.returncode} before {name}: {self.stderr!r}")
-                await self._new_output.wait()
+            status = await self.process.wait()
+            await self.output_closed.wait()
+        return status
 
     async def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        with trio.fail_after(GUARD_S):
-            return await self.process.wait()
-
-
-async def start_daemon(nursery: trio.Nursery, config: Path, *, env: dict[str, str] | None = None) -> DaemonProcess:
-    """Start ``bfxd run -c config`` with the test credentials in its environment."""
-    child_env = {**os.environ, "BFXD_API_KEY": API_KEY, "BFXD_API_SECRET": API_SECRET, **(env or {})}
-    process = await trio.lowlevel.open_process([*BFXD, "run", "-c", str(config)], env=child_env,
-                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    daemon = DaemonProcess(process)
-    assert process.stdout is not None and process.stderr is not None
-    nursery.start_soon(daemon._pump, process.stdout, daemon.stdout)
-    nursery.start_soon(daemon._pump, process.stderr, daemon.stderr)
-    return daemon
+        """SIGTERM, then the exit status once all of the output has been read."""
+        self.process.terminate()
+        return await self.wait()

@@ -23,7 +23,8 @@ from bfxd.protocol import CancelOfferInput
 from bfxd.simulator import Simulator
 
 if TYPE_CHECKING:  # the fixtures' types (conftest is pytest's to import)
-    from tests.integration.conftest import LogWatch, RunningDaemon, StartDaemon
+    from tests.integration.conftest import RunningDaemon, StartDaemon
+    from tests.logwatch import LogWatch
 
 MAX_LINE = 64 * 1024
 MAX_SAFE = 2**53 - 1

@@ -10,11 +10,12 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
 from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S, LineClient, fast_link, test_config, test_credentials
-from tests.integration.process import BFXD, start_daemon, write_config
+from tests.integration.process import BFXD, write_config
 
 from bfxd.actors.account import AccountRouter
 from bfxd.actors.messages import Probe
@@ -24,6 +25,9 @@ from bfxd.daemon import _exchange_side_stale, run_daemon
 from bfxd.protocol import AuthRequest
 from bfxd.simulator import Simulator, SimulatorConfig
 from bfxd.systemd import Notifier
+
+if TYPE_CHECKING:  # the fixtures' types (conftest is pytest's to import)
+    from tests.integration.conftest import StartBfxd
 
 
 class FakeSystemd:
@@ -66,14 +70,15 @@ def test_demo_walkthrough_runs_offline_and_exits_0() -> None:
         assert expected in out, out
 
 
-async def test_secret_and_signatures_never_reach_any_output(nursery: trio.Nursery, socket_dir: Path) -> None:
+async def test_secret_and_signatures_never_reach_any_output(nursery: trio.Nursery, socket_dir: Path,
+                                                             start_bfxd: StartBfxd) -> None:
     """A full session with a known secret (auth failure, nonce error, cancels, bad input) never prints it."""
     sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET))
     url = await nursery.start(sim.serve)
     sim.reject_auth(1)
     sim.nonce_error(1)
-    daemon = await start_daemon(nursery, write_config(socket_dir, url))
-    await daemon.wait_event("exchange.auth_ok")
+    daemon = await start_bfxd(write_config(socket_dir, url))
+    await daemon.log.wait_for("exchange.auth_ok")
     async with await LineClient.connect(socket_dir / "bfxd.sock") as client:
         for request in ({"op": "status"}, {"op": "offers"}, {"op": "cancel", "id": min(sim.offers)},
                         {"op": "cancel", "id": 5}, {"op": "nope"}, {"op": "cancel", "id": "x"}):
@@ -92,12 +97,12 @@ async def test_secret_and_signatures_never_reach_any_output(nursery: trio.Nurser
 
 
 async def test_sd_notify_ready_watchdog_and_stopping(nursery: trio.Nursery, socket_dir: Path,
-                                                     systemd: FakeSystemd) -> None:
+                                                     systemd: FakeSystemd, start_bfxd: StartBfxd) -> None:
     """Under a fake systemd the daemon says READY=1 once listening, pings WATCHDOG=1, and STOPPING=1 on SIGTERM."""
     sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET))
     url = await nursery.start(sim.serve)
-    daemon = await start_daemon(nursery, write_config(socket_dir, url),
-                                env={"NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "400000"})
+    daemon = await start_bfxd(write_config(socket_dir, url),
+                              env={"NOTIFY_SOCKET": str(systemd.path), "WATCHDOG_USEC": "400000"})
     await systemd.wait_for("READY=1")
     assert (socket_dir / "bfxd.sock").exists()  # READY only once the socket listens
     await systemd.wait_for("WATCHDOG=1")
