@@ -210,38 +210,14 @@ EXPECTED: dict[tuple[str, str, str], Expect] = {
 }
 
 
-# Cells the daemon fails today, each reported to the lead with this test: strict, so that a fix shows up as an
-# XPASS failure and the entry is removed.
-KNOWN_BUGS = {
-    ("submit", "lose_inputs", "sent"): "a submit lost by the exchange keeps its place in the link's answer order, and "
-    "the retry's fon-req (same fields) is taken for the lost one's: the retry ends timeout though its offer exists",
-}
 # The answer alone lost with the link, the exchange having acted: the snapshot settles it (test_answer_lost_...).
 ANSWER_LOST = {"cancel": Expect(("not_active",), 1), "submit": Expect((OK_SNAPSHOT,), 1),
                "replace": Expect(("not_active",), 1)}  # a replace whose cancel is settled so submits nothing
 LOSSES = ("cut", "drop_abrupt", "silence", "auth_rejected", "nonce_error")
 
 
-# Every replace that ends ok kills its client connection today: command.completed gets ``offer_id`` twice (the
-# request's and the new offer's, inbox._complete), the TypeError ends the client task after the answer was written.
-# Reported to the lead with test_a_replace_that_succeeds_keeps_its_client; the replace table was checked against a
-# local, uncommitted fix of that line. Cells that must see an ok are strict, cells where ok is one outcome of a
-# race are not.
-REPLACE_OK_BUG = "daemon bug: a replace answered ok logs command.completed with offer_id twice and loses its client"
-
-
 def matrix_cells() -> list[Any]:
-    def marks(op: str, fault: str, state: str) -> list[pytest.MarkDecorator]:
-        if (op, fault, state) in KNOWN_BUGS:
-            return [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[op, fault, state])]
-        answers = EXPECTED[op, fault, state].answers
-        if op == "replace" and state == "answered":  # its premise: `a`, a replace, answered ok
-            return [pytest.mark.xfail(strict=True, reason=REPLACE_OK_BUG)]
-        if op == "replace" and any(OK in answer.split("|") for answer in answers):
-            return [pytest.mark.xfail(strict=OK in answers, reason=REPLACE_OK_BUG)]
-        return []
-
-    return [pytest.param(op, fault, state, id=f"{op}-{fault}-{state}", marks=marks(op, fault, state))
+    return [pytest.param(op, fault, state, id=f"{op}-{fault}-{state}")
             for op in OPS for fault in FAULTS for state in STATES]
 
 
@@ -286,7 +262,6 @@ async def test_answer_lost_with_the_link(socket_dir: Path, op: str, loss: str) -
     await run_cell(socket_dir, loss, scenario, ANSWER_LOST[op], op=op)
 
 
-@pytest.mark.xfail(strict=True, reason=REPLACE_OK_BUG)
 async def test_a_replace_that_succeeds_keeps_its_client(socket_dir: Path) -> None:
     """With no fault at all, a replace ends ok with the new offer, logs one command.completed, and its client's
     connection stays open (``Cell.finish``: a ping on it is answered)."""
