@@ -22,7 +22,7 @@ from bench import _harness
 from bench._harness import ROOT, Workdir, machine_load
 from bench._report import TARGETS, render_table
 
-BENCHMARKS = ("startup", "latency", "throughput", "fanout", "memory", "audit")
+BENCHMARKS = ("startup", "latency", "orders", "paced", "throughput", "tail", "fanout", "memory", "audit")
 
 
 def _git_revision(pinned: bool) -> str | None:

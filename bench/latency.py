@@ -21,7 +21,7 @@ import json
 import subprocess
 import time
 
-from bench._floor import FloorClient
+from bench._floor import FloorClient, start_echo
 from bench._harness import (
     API_KEY,
     API_SECRET,
@@ -50,12 +50,12 @@ def summary(values_ns: list[int]) -> tuple[float, float]:
 class Exchange:
     """One exchange (the simulator or the stub) with its three clients: bfxd, the floor, the official client."""
 
-    def __init__(self, work: Workdir, echo_path: str, *, stub: bool) -> None:
+    def __init__(self, work: Workdir, *, stub: bool) -> None:
+        self.echo, self.echo_path = start_echo(work)  # one each: the echo process serves one client at a time
         self.sim = Sim(work, stub=stub)
         self.daemon = Daemon(work, self.sim.url)
         self.official = spawn([PYTHON, "-m", "bench._official", self.sim.url, API_KEY, API_SECRET],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=child_env(), cwd=ROOT, text=True)
-        self.echo_path = echo_path
         self.samples: dict[str, list[int]] = {"daemon": [], "floor": [], "official": []}
         self.floor: FloorClient | None = None
         self.client: LineClient | None = None
@@ -119,18 +119,15 @@ class Exchange:
                 part.close()
         self.daemon.stop()
         self.sim.stop()
+        self.echo.kill()
+        self.echo.wait()
 
 
 def run(work: Workdir, *, quick: bool = False) -> dict:
     rounds, per_round = (4, 100) if quick else (10, 300)
-    echo_path = work.new("echo.sock")
-    echo = spawn([PYTHON, "-m", "bench._floor", "echo", str(echo_path)], stdout=subprocess.PIPE, env=child_env(),
-                 cwd=ROOT)
     exchanges: list[Exchange] = []
     try:
-        assert echo.stdout is not None
-        echo.stdout.readline()
-        exchanges = [Exchange(work, str(echo_path), stub=False), Exchange(work, str(echo_path), stub=True)]
+        exchanges = [Exchange(work, stub=False), Exchange(work, stub=True)]
         for exchange in exchanges:
             exchange.connect()
         ref = 0
@@ -142,5 +139,3 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
     finally:
         for exchange in exchanges:
             exchange.close()
-        echo.kill()
-        echo.wait()

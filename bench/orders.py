@@ -13,11 +13,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
-from bench._floor import WsClient
-from bench._harness import API_KEY, API_SECRET, PYTHON, ROOT, Daemon, LineClient, Sim, Workdir, child_env, spawn
+from bench._floor import WsClient, start_echo
+from bench._harness import API_KEY, API_SECRET, Daemon, LineClient, Sim, Workdir
 from bench.latency import summary
 
 SUBMIT = {"op": "submit", "symbol": "fUSD", "amount": "200", "rate": "0.0005", "period": 2}
@@ -129,16 +128,12 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
     rounds, per_round = (3, 40) if quick else (8, 150)
     exchanges = {"sim": Sim(work), "stub": Sim(work, stub=True)}
     daemons = {name: Daemon(work, ex.url) for name, ex in exchanges.items()}
-    echo_path = work.new("echo.sock")
-    echo = spawn([PYTHON, "-m", "bench._floor", "echo", str(echo_path)], stdout=subprocess.PIPE, env=child_env(),
-                 cwd=ROOT)
+    echoes = {name: start_echo(work) for name in exchanges}  # the echo process serves one client at a time
     floors: dict[str, OrderFloor] = {}
     try:
-        assert echo.stdout is not None
-        echo.stdout.readline()
         for daemon in daemons.values():
             daemon.wait_session()
-        floors = {name: OrderFloor(ex.url, str(echo_path)) for name, ex in exchanges.items()}
+        floors = {name: OrderFloor(ex.url, echoes[name][1]) for name, ex in exchanges.items()}
         samples = {name: {k: [] for k in ("submit", "replace", "submit_floor", "replace_floor")}
                    for name in exchanges}
         ref = 0
@@ -160,8 +155,9 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
     finally:
         for floor in floors.values():
             floor.close()
-        echo.kill()
-        echo.wait()
+        for echo, _ in echoes.values():
+            echo.kill()
+            echo.wait()
         for daemon in daemons.values():
             daemon.stop()
         for ex in exchanges.values():
