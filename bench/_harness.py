@@ -126,6 +126,10 @@ class Sim:
         t = self.ps.cpu_times()
         return t.user + t.system
 
+    def cut_offs(self) -> int:
+        """Connections the simulator cut off for not reading their frames fast enough (its outbox was full)."""
+        return self.log_path.read_bytes().count(b"simulator.client_lagging")
+
     def stop(self) -> None:
         self._ctl.close()
         stop_process(self.proc)
@@ -230,6 +234,10 @@ class Daemon:
     def cpu_s(self) -> float:
         t = self.ps.cpu_times()
         return t.user + t.system
+
+    def disconnects(self) -> int:
+        """Links to the exchange lost so far (``exchange.disconnected`` log lines)."""
+        return self.log_path.read_bytes().count(b'"exchange.disconnected"')
 
     def log_stats(self) -> tuple[int, int]:
         """(lines, bytes) logged so far."""

@@ -19,10 +19,6 @@ PACE = 18.0
 LIMIT = "20/1"
 
 
-def _disconnects(daemon: Daemon) -> int:
-    return daemon.log_path.read_bytes().count(b'"exchange.disconnected"')
-
-
 def run(work: Workdir, *, quick: bool = False) -> dict:
     offers = 100 if quick else 1000
     sim = Sim(work, offers=offers, rate_limit=LIMIT)
@@ -30,7 +26,7 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
     try:
         status = daemon.wait_session()
         daemon.wait_offers(offers)
-        reconnects0, disconnects0 = status["reconnects"], _disconnects(daemon)
+        reconnects0, disconnects0 = status["reconnects"], daemon.disconnects()
         ideal_s = offers / PACE
         with LineClient(daemon.socket_path, timeout=ideal_s * 3 + 60) as client:
             started = time.perf_counter()
@@ -51,7 +47,7 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
             "succeeded": sum(1 for r in results if r.get("ok")),
             "answer_ok": bool(answer.get("ok")),
             "first_error": None if answer.get("ok") else answer.get("error"),
-            "disconnects": _disconnects(daemon) - disconnects0,
+            "disconnects": daemon.disconnects() - disconnects0,
             "reconnects": status["reconnects"] - reconnects0,
             "rate_limited_at_exchange": sim.log_path.read_bytes().count(b"simulator.rate_limited"),
         }

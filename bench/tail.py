@@ -45,7 +45,7 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
             ids = stub.add_offers(count)
             daemon.wait_offers(stub.offer_count())
             daemon.full_bucket(BURST)
-            hog = None
+            hog, links0 = None, daemon.disconnects()
             if tag == "with_hog":
                 hog = spawn([PYTHON, "-c", _HOG.format(s=count / RATE + 60)], stdin=subprocess.DEVNULL)
             try:
@@ -55,6 +55,7 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
                     stop_process(hog, timeout=5)
             daemon.phase_ended()
             out.update(_figures(result, tag))
+            out[f"disconnects_{tag}"] = daemon.disconnects() - links0
         return out
     finally:
         daemon.stop()

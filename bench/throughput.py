@@ -81,7 +81,12 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
         ids = sim.add_offers(fixed_count)
         daemon.wait_offers(sim.offer_count())
         daemon.full_bucket(BURST)
+        links0, cut0 = daemon.disconnects(), sim.cut_offs()
         result, cpu = _measure(daemon, sim, lambda: open_loop(daemon.socket_path, 1000.0, ids, connections=10))
+        # A lost link costs a reconnect (backoff from reconnect.initial_delay, 1 s), an auth and a snapshot
+        # before the cancels in flight are settled: the suspect for a stall of about a second.
+        out["disconnects_at_1000_per_s"] = daemon.disconnects() - links0
+        out["sim_cut_offs_at_1000_per_s"] = sim.cut_offs() - cut0
         out["achieved_per_s_at_1000"] = round(len(result.latencies_ns) / result.elapsed_s)
         out["p50_ms_at_1000_per_s"] = round(percentile(result.latencies_ns, 50) / 1e6, 2)
         out["p99_ms_at_1000_per_s"] = round(percentile(result.latencies_ns, 99) / 1e6, 2)
