@@ -22,7 +22,7 @@ from bench import _harness
 from bench._harness import ROOT, Workdir, machine_load
 from bench._report import TARGETS, render_table
 
-BENCHMARKS = ("startup", "latency", "throughput", "fanout", "memory", "audit")
+BENCHMARKS = ("startup", "latency", "orders", "paced", "throughput", "tail", "fanout", "memory", "audit")
 
 
 def _git_revision(pinned: bool) -> str | None:
@@ -86,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         work.close()
     results["meta"]["load_after"] = machine_load()
-    if isinstance(results.get("throughput"), dict) and "peak_buffer_used" in results["throughput"]:
-        results["peak_buffer_used"] = results["throughput"]["peak_buffer_used"]
+    # Channel peaks (README "Architecture") and log bytes per cancel at the top of results.json (issue 17).
+    throughput = results.get("throughput")
+    if isinstance(throughput, dict):
+        for key in ("peak_buffer_used", "peak_buffer_used_stub", "log_bytes_per_cancel",
+                    "log_bytes_per_cancel_100_clients_stub"):
+            if key in throughput:
+                results[key] = throughput[key]
     results["meta"]["total_s"] = round(time.perf_counter() - started, 1)
     verdicts = {}
     for target in TARGETS:

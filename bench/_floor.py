@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import sys
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from wsproto import ConnectionType, WSConnection
@@ -116,6 +118,18 @@ class FloorClient:
     def close(self) -> None:
         self.ws.close()
         self.unix.close()
+
+
+def start_echo(work: Any) -> tuple[subprocess.Popen, str]:
+    """An echo process (it serves one client at a time: one per floor client) and its socket path, once it
+    listens."""
+    from bench._harness import PYTHON, ROOT, child_env, spawn
+
+    path = str(work.new("echo.sock"))
+    proc = spawn([PYTHON, "-m", "bench._floor", "echo", path], stdout=subprocess.PIPE, env=child_env(), cwd=ROOT)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    return proc, path
 
 
 def echo_main(path: str) -> int:

@@ -40,6 +40,10 @@ PYCACHE: list[str] = []
 # Every child process started through the harness; Workdir.close() stops those still running, so a benchmark
 # that fails halfway leaves no simulator or daemon behind.
 CHILDREN: list[subprocess.Popen] = []
+# The daemon's input pace in the benchmarks: the most `[exchange] inputs_per_second` and `input_burst` allow.
+# A closed-loop phase of more than BURST cancels faster than PACE would be paced: `Daemon.full_bucket()`.
+PACE = 1000.0
+BURST = 10_000
 
 
 def spawn(args: list[str], **kwargs: object) -> subprocess.Popen:
@@ -81,15 +85,21 @@ class Workdir:
 
 
 class Sim:
-    """bench._sim in a subprocess; ``control()`` talks to its control socket."""
+    """bench._sim in a subprocess (or, with ``stub=True``, the fast stub bench._stub, which has the same control
+    ops); ``control()`` talks to its control socket."""
 
-    def __init__(self, work: Workdir, *, offers: int = 5, hb_interval: float = 15.0) -> None:
-        self.control_path = work.new("sim-control.sock")
-        self.log_path = work.new("sim.log")
+    def __init__(self, work: Workdir, *, offers: int = 5, hb_interval: float = 15.0, credits: int = 0,
+                 rate_limit: str | None = None, stub: bool = False) -> None:
+        self.name = "stub" if stub else "sim"
+        self.control_path = work.new(f"{self.name}-control.sock")
+        self.log_path = work.new(f"{self.name}.log")
         self._log = open(self.log_path, "wb")  # noqa: SIM115
+        extra = ["--credits", str(credits)] if credits else []
+        if rate_limit is not None:
+            extra += ["--rate-limit", rate_limit]
         self.proc = spawn(
-            [PYTHON, "-m", "bench._sim", "--control", str(self.control_path), "--offers", str(offers),
-             "--hb-interval", str(hb_interval)],
+            [PYTHON, "-m", "bench._stub" if stub else "bench._sim", "--control", str(self.control_path),
+             "--offers", str(offers), "--hb-interval", str(hb_interval), *extra],
             stdout=subprocess.PIPE, stderr=self._log, env=child_env(), cwd=ROOT,
         )
         assert self.proc.stdout is not None
@@ -116,6 +126,10 @@ class Sim:
         t = self.ps.cpu_times()
         return t.user + t.system
 
+    def cut_offs(self) -> int:
+        """Connections the simulator cut off for not reading their frames fast enough (its outbox was full)."""
+        return self.log_path.read_bytes().count(b"simulator.client_lagging")
+
     def stop(self) -> None:
         self._ctl.close()
         stop_process(self.proc)
@@ -127,15 +141,21 @@ class Daemon:
 
     READY is measured from just before the exec to the ``READY=1`` datagram on our own NOTIFY_SOCKET.
     Logs (JSON, level info, as shipped) go to a file, so their volume can be reported.
+
+    The input pace is the highest the config allows (``PACE``) unless a benchmark of the pace itself asks for
+    another: the shipped 5 inputs/s would make every other benchmark a measure of the pace.
     """
 
     def __init__(self, work: Workdir, url: str, *, max_clients: int = 1024, log_level: str = "info",
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, inputs_per_second: float | None = None,
+                 input_burst: int | None = None) -> None:
         self.socket_path = work.new("bfxd.sock")
         self.config_path = work.new("bfxd.toml")
         self.log_path = work.new("bfxd.log")
         self.config_path.write_text(
-            f'[exchange]\nurl = "{url}"\n[socket]\npath = "{self.socket_path}"\nmode = "0600"\n'
+            f'[exchange]\nurl = "{url}"\ninputs_per_second = {inputs_per_second or PACE}\n'
+            f"input_burst = {input_burst or BURST}\n"
+            f'[socket]\npath = "{self.socket_path}"\nmode = "0600"\n'
             f"max_clients = {max_clients}\n[log]\nformat = \"json\"\nlevel = \"{log_level}\"\n"
         )
         notify_path = work.new("notify.sock")
@@ -153,6 +173,8 @@ class Daemon:
             self.stop()
             raise
         self.ps = psutil.Process(self.proc.pid)
+        self._pace = inputs_per_second or PACE
+        self.last_phase_end = time.monotonic()
 
     def _wait_notify(self, what: bytes, timeout: float) -> float:
         deadline = time.monotonic() + timeout
@@ -191,6 +213,16 @@ class Daemon:
                     raise RuntimeError("bfxd's book never caught up with the simulator's offers")
                 time.sleep(0.01)
 
+    def full_bucket(self, used: int) -> None:
+        """Wait until the pace's bucket is full again after *used* inputs (the daemon does not show it): the
+        time *used* tokens take to come back, less the time since the last phase ended."""
+        pause = min(used, BURST) / self._pace - (time.monotonic() - self.last_phase_end)
+        if pause > 0:
+            time.sleep(pause)
+
+    def phase_ended(self) -> None:
+        self.last_phase_end = time.monotonic()
+
     def channel_peaks(self) -> dict[str, dict]:
         """Each inter-actor channel's size and the most items it held at once, as ``status`` reports them."""
         with LineClient(self.socket_path) as client:
@@ -202,6 +234,10 @@ class Daemon:
     def cpu_s(self) -> float:
         t = self.ps.cpu_times()
         return t.user + t.system
+
+    def disconnects(self) -> int:
+        """Links to the exchange lost so far (``exchange.disconnected`` log lines)."""
+        return self.log_path.read_bytes().count(b'"exchange.disconnected"')
 
     def log_stats(self) -> tuple[int, int]:
         """(lines, bytes) logged so far."""

@@ -1,6 +1,7 @@
 """The benchmarks' exchange: bfxd's Simulator in a process of its own, plus a control socket for the harness.
 
-``python -m bench._sim --control PATH [--offers N] [--seed S] [--hb-interval S]`` prints the simulator's URL on
+``python -m bench._sim --control PATH [--offers N] [--seed S] [--hb-interval S] [--credits N]
+[--rate-limit COUNT/SECONDS]`` prints the simulator's URL on
 its first stdout line, then serves until SIGTERM. The control socket speaks JSON lines (one request, one answer):
 
 - ``{"op": "add_offers", "n": N}``: book N new offers the way the exchange announces them (a ``fon`` to every
@@ -29,6 +30,7 @@ import trio
 from bfxd.logconfig import configure_logging
 from bfxd.protocol import encode as wire
 from bfxd.simulator import Simulator, SimulatorConfig
+from bfxd.simulator.faults import RateLimit
 
 API_KEY = "bench-key"  # as bench._harness
 API_SECRET = "bench-secret"
@@ -154,10 +156,13 @@ def main() -> int:
     parser.add_argument("--offers", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--hb-interval", type=float, default=15.0)
+    parser.add_argument("--credits", type=int, default=0)
+    parser.add_argument("--rate-limit", type=RateLimit.parse, default=None, metavar="COUNT/SECONDS")
     args = parser.parse_args()
     configure_logging(fmt="json", level="warning", stream=sys.stderr)
     sim = Simulator(SimulatorConfig(api_key=API_KEY, api_secret=API_SECRET, offers=args.offers, seed=args.seed,
-                                    hb_interval=args.hb_interval))
+                                    hb_interval=args.hb_interval, credits=args.credits,
+                                    rate_limit=args.rate_limit))
     trio.run(main_async, sim, args.control)
     try:
         os.unlink(args.control)

@@ -5,6 +5,8 @@ RSS is the daemon process's resident set (psutil), read after the daemon has set
 - 10k offers: a fresh daemon against a simulator holding 10,000 offers (one ``fos`` snapshot of 10,000).
 - + 1k clients: then 1,000 clients connect and stay idle (each sends one ``ping`` first, so the daemon has
   served it).
+- 10k offers + 10k credits (+ 1k clients): the same with a fresh daemon against a simulator that also holds
+  10,000 open funding credits (``--credits``: one ``fcs`` snapshot of 10,000).
 - growth over 1M frames (a fresh daemon, 100 offers): the simulator pushes exchange frames through the
   running daemon (the mix below: heartbeats, ``fou`` updates of offers on the book, ``fon-req`` notifications)
   in batches, each followed by a sentinel ``fon`` the daemon must have read before the next; growth = RSS
@@ -33,6 +35,30 @@ def _push(sim: Sim, daemon: Daemon, count: int) -> None:
     daemon.wait_offers(sim.offer_count(), timeout=600)
 
 
+def _idle_clients(daemon: Daemon) -> list[LineClient]:
+    """IDLE_CLIENTS connections, each served one ping, then left idle."""
+    clients = []
+    for _ in range(IDLE_CLIENTS):
+        client = LineClient(daemon.socket_path)
+        client.send(b'{"op":"ping"}\n')
+        clients.append(client)
+    for client in clients:
+        if b'"ok":true' not in client.read_line():
+            raise RuntimeError("an idle client was refused")
+    return clients
+
+
+def _credits_held(sim: Sim, daemon: Daemon) -> int | None:
+    """Make sure bfxd has read the credits snapshot, and return how many credits it holds (None: this daemon
+    has no ``credits`` op). The snapshots come in the order fos, fcs, fls on one link; a new offer (fon) sent
+    after them is the sentinel: once the book holds it, the fcs before it has been read."""
+    sim.add_offers(1)
+    daemon.wait_offers(sim.offer_count())
+    with LineClient(daemon.socket_path) as client:
+        answer = client.request({"op": "credits"})
+    return len(answer["credits"]) if answer.get("ok") else None
+
+
 def run(work: Workdir, *, quick: bool = False) -> dict:
     frames, batch = (100_000, 25_000) if quick else (1_000_000, 100_000)
     out: dict = {}
@@ -52,14 +78,25 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
         daemon.wait_session()
         daemon.wait_offers(10_000)
         out["rss_mb_10k_offers"] = _settled_rss(daemon)
-        for _ in range(IDLE_CLIENTS):
-            client = LineClient(daemon.socket_path)
-            client.send(b'{"op":"ping"}\n')
-            clients.append(client)
-        for client in clients:
-            if b'"ok":true' not in client.read_line():
-                raise RuntimeError("an idle client was refused")
+        clients = _idle_clients(daemon)
         out["rss_mb_10k_offers_1k_clients"] = _settled_rss(daemon)
+    finally:
+        for client in clients:
+            client.close()
+        daemon.stop()
+        sim.stop()
+
+    # 10,000 offers and 10,000 credits (the simulator opens the credits at start), then the 1,000 clients.
+    sim = Sim(work, offers=10_000, credits=10_000)
+    daemon = Daemon(work, sim.url)
+    clients = []
+    try:
+        daemon.wait_session()
+        daemon.wait_offers(10_000)
+        out["credits_held"] = _credits_held(sim, daemon)
+        out["rss_mb_10k_offers_10k_credits"] = _settled_rss(daemon)
+        clients = _idle_clients(daemon)
+        out["rss_mb_10k_offers_10k_credits_1k_clients"] = _settled_rss(daemon)
     finally:
         for client in clients:
             client.close()

@@ -88,6 +88,8 @@ def write_config(work: Path, url: str) -> Path:
     path = work / "bfxd.toml"
     path.write_text(
         f'[exchange]\nurl = "{url}"\nheartbeat_timeout = 10.0\n'
+        # The shipped pace (5 inputs/s) is below this traffic's cancel rate: the soak is of faults, not the pace.
+        "inputs_per_second = 1000\ninput_burst = 10000\n"
         f'[socket]\npath = "{work / "bfxd.sock"}"\nmode = "0600"\n'
         f"[requests]\ntimeout = {REQUEST_TIMEOUT_S}\nshutdown_grace = 2.0\n"
         '[reconnect]\ninitial_delay = 0.2\nmax_delay = 2.0\n'

@@ -7,6 +7,10 @@ latency measured from the scheduled send time. Every cancel is of a distinct act
 
 CPU of the daemon, the simulator and the client process is reported as a share of one core over the run, to
 show which one is the bottleneck (the simulator must not be).
+
+Then 100 clients again against the fast stub (bench._stub), a daemon of its own: figures ``*_100_clients_stub``.
+Each phase is at most 10,000 cancels and starts with the daemon's input bucket full (its pace is set to the
+most the config allows, 1,000/s with a burst of 10,000: see bench/README.md).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 
-from bench._harness import Daemon, Sim, Workdir, percentile
+from bench._harness import BURST, Daemon, Sim, Workdir, percentile
 from bench._load import LoadResult, closed_loop, open_loop
 
 
@@ -42,38 +46,65 @@ def _measure(daemon: Daemon, sim: Sim, run) -> tuple[LoadResult, dict]:  # type:
     return result, shares
 
 
+def _closed(daemon: Daemon, sim: Sim, clients: int, count: int, tag: str, out: dict) -> None:
+    """One closed-loop phase of *count* cancels from *clients* clients; figures go to *out* with *tag*."""
+    ids = sim.add_offers(count)
+    daemon.wait_offers(sim.offer_count())
+    daemon.full_bucket(BURST)  # every phase starts with the pace's bucket full (count <= BURST)
+    log0 = daemon.log_stats()
+    result, cpu = _measure(daemon, sim, lambda: closed_loop(daemon.socket_path, clients, ids))
+    daemon.phase_ended()
+    out[f"cancels_per_s_{tag}"] = round(result.rate())
+    out[f"p50_ms_{tag}"] = round(percentile(result.latencies_ns, 50) / 1e6, 2)
+    out[f"p99_ms_{tag}"] = round(percentile(result.latencies_ns, 99) / 1e6, 2)
+    out.update({f"{k}_{tag}": v for k, v in cpu.items()})
+    lines, size = (b - a for a, b in zip(log0, daemon.log_stats(), strict=True))
+    out[f"log_lines_per_cancel_{tag}"] = round(lines / count, 2)
+    out[f"log_bytes_per_cancel_{tag}"] = round(size / count)
+
+
 def run(work: Workdir, *, quick: bool = False) -> dict:
     scale = 0.25 if quick else 1.0
-    plan = ((1, int(4000 * scale)), (10, int(10000 * scale)), (100, int(15000 * scale)))
+    # At most BURST cancels a phase: the daemon's pace (1,000/s, the most its config allows) would cap a longer
+    # one; each phase starts with a full bucket.
+    plan = ((1, int(4000 * scale)), (10, int(10000 * scale)), (100, int(BURST * scale)))
     fixed_count = int(10000 * scale)  # 10 s at 1,000/s
+    out: dict = {}
     sim = Sim(work)
     daemon = Daemon(work, sim.url)
-    out: dict = {}
     try:
         daemon.wait_session()
         for clients, count in plan:
-            ids = sim.add_offers(count)
-            daemon.wait_offers(sim.offer_count())
-            log0 = daemon.log_stats()
-            result, cpu = _measure(daemon, sim, lambda: closed_loop(daemon.socket_path, clients, ids))  # noqa: B023
-            tag = f"{clients}_client" if clients == 1 else f"{clients}_clients"
-            out[f"cancels_per_s_{tag}"] = round(result.rate())
-            out[f"p50_ms_{tag}"] = round(percentile(result.latencies_ns, 50) / 1e6, 2)
-            out[f"p99_ms_{tag}"] = round(percentile(result.latencies_ns, 99) / 1e6, 2)
-            out.update({f"{k}_{tag}": v for k, v in cpu.items()})
-            if clients == 1:
-                lines, size = (b - a for a, b in zip(log0, daemon.log_stats(), strict=True))
-                out["log_lines_per_cancel"] = round(lines / count, 2)
-                out["log_bytes_per_cancel"] = round(size / count)
+            _closed(daemon, sim, clients, count, f"{clients}_client" if clients == 1 else f"{clients}_clients", out)
+        out["log_lines_per_cancel"] = out["log_lines_per_cancel_1_client"]
+        out["log_bytes_per_cancel"] = out["log_bytes_per_cancel_1_client"]
         ids = sim.add_offers(fixed_count)
         daemon.wait_offers(sim.offer_count())
+        daemon.full_bucket(BURST)
+        links0, cut0 = daemon.disconnects(), sim.cut_offs()
         result, cpu = _measure(daemon, sim, lambda: open_loop(daemon.socket_path, 1000.0, ids, connections=10))
+        # A lost link costs a reconnect (backoff from reconnect.initial_delay, 1 s), an auth and a snapshot
+        # before the cancels in flight are settled: the suspect for a stall of about a second.
+        out["disconnects_at_1000_per_s"] = daemon.disconnects() - links0
+        out["sim_cut_offs_at_1000_per_s"] = sim.cut_offs() - cut0
         out["achieved_per_s_at_1000"] = round(len(result.latencies_ns) / result.elapsed_s)
         out["p50_ms_at_1000_per_s"] = round(percentile(result.latencies_ns, 50) / 1e6, 2)
         out["p99_ms_at_1000_per_s"] = round(percentile(result.latencies_ns, 99) / 1e6, 2)
+        out["max_ms_at_1000_per_s"] = round(max(result.latencies_ns, default=0) / 1e6, 2)
         out.update({f"{k}_at_1000_per_s": v for k, v in cpu.items()})
         out["peak_buffer_used"] = daemon.channel_peaks()  # over every run above: the heaviest load of the bench
-        return out
     finally:
         daemon.stop()
         sim.stop()
+
+    # 100 clients against the fast stub: the daemon's own cost, with the exchange's taken out of the way.
+    stub = Sim(work, stub=True)
+    daemon = Daemon(work, stub.url)
+    try:
+        daemon.wait_session()
+        _closed(daemon, stub, 100, int(BURST * scale), "100_clients_stub", out)
+        out["peak_buffer_used_stub"] = daemon.channel_peaks()
+        return out
+    finally:
+        daemon.stop()
+        stub.stop()
