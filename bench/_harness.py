@@ -42,8 +42,8 @@ PYCACHE: list[str] = []
 CHILDREN: list[subprocess.Popen] = []
 # The daemon's input pace in the benchmarks: the most `[exchange] inputs_per_second` and `input_burst` allow.
 # A closed-loop phase of more than BURST cancels faster than PACE would be paced: `Daemon.full_bucket()`.
-PACE = 1000.0
-BURST = 10_000
+PACE = 100_000.0
+BURST = 1_000_000
 
 
 def spawn(args: list[str], **kwargs: object) -> subprocess.Popen:
@@ -156,7 +156,8 @@ class Daemon:
             f'[exchange]\nurl = "{url}"\ninputs_per_second = {inputs_per_second or PACE}\n'
             f"input_burst = {input_burst or BURST}\n"
             f'[socket]\npath = "{self.socket_path}"\nmode = "0600"\n'
-            f"max_clients = {max_clients}\n[log]\nformat = \"json\"\nlevel = \"{log_level}\"\n"
+            f"max_clients = {max_clients}\nmax_clients_per_uid = {max_clients}\n"
+            f"[log]\nformat = \"json\"\nlevel = \"{log_level}\"\n"
         )
         notify_path = work.new("notify.sock")
         self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

@@ -73,6 +73,10 @@ class LogWatch:
                     raise AssertionError(f"the log ended without {what}. {self._describe_end()}")
                 await self._changed.wait()
 
+    def notice(self) -> None:
+        """Something else the waiters' predicates look at has changed (a process's stderr, say)."""
+        self._wake()
+
     def _wake(self) -> None:
         self._changed.set()
         self._changed = trio.Event()

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import trio
 from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S
 from tests.logwatch import LogWatch
 
 BFXD = [sys.executable, "-m", "bfxd"]
+
+BIN = Path(sys.executable).parent  # the venv's bfxd and bfxctl
+EX_OK, EX_CONFIG = 0, 78
 
 
 def daemon_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -20,8 +25,10 @@ def daemon_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, "BFXD_API_KEY": API_KEY, "BFXD_API_SECRET": API_SECRET, **(extra or {})}
 
 
-def write_config(directory: Path, url: str, *, shutdown_grace: float = 2.0, socket_path: Path | None = None) -> Path:
-    """A bfxd.toml in *directory* for the simulator at *url*: JSON log at info level, quick reconnects."""
+def write_config(directory: Path, url: str, *, shutdown_grace: float = 2.0, socket_path: Path | None = None,
+                 extra: str = "") -> Path:
+    """A bfxd.toml in *directory* for the simulator at *url*: JSON log at info level, quick reconnects; *extra*
+    is appended to the [log] section (the audit tests' anchor file)."""
     socket_path = socket_path or directory / "bfxd.sock"
     path = directory / "bfxd.toml"
     path.write_text(f"""\
@@ -40,7 +47,7 @@ max_delay = 1.0
 [log]
 format = "json"
 level = "info"
-""")
+{extra}""")
     return path
 
 
@@ -69,6 +76,15 @@ class BfxdProcess:
     async def _read_stderr(self, stream: trio.abc.ReceiveStream) -> None:
         async for chunk in stream:
             self.stderr += chunk
+            self.log.notice()
+
+    def find(self, event: str, **fields: Any) -> list[dict[str, Any]]:
+        return self.log.find(event, **fields)
+
+    async def wait_for(self, event: str, **fields: Any) -> dict[str, Any]:
+        return await self.log.wait_for(event, **fields)
+
+    wait_event = wait_for
 
     async def wait(self) -> int:
         """The exit status, once the process has ended and all of its output has been read."""
@@ -81,3 +97,13 @@ class BfxdProcess:
         """SIGTERM, then the exit status once all of the output has been read."""
         self.process.terminate()
         return await self.wait()
+
+
+async def start_daemon(nursery: trio.Nursery, config: Path, *, env: dict[str, str] | None = None) -> BfxdProcess:
+    """Start ``bfxd run -c config`` with the test credentials in its environment; its output read in *nursery*.
+    (Tests under tests/integration use the ``start_bfxd`` fixture, which also kills a daemon left running.)"""
+    process = await trio.lowlevel.open_process([*BFXD, "run", "-c", str(config)], env=daemon_env(env),
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    bfxd = BfxdProcess(process)
+    await nursery.start(bfxd.pump)
+    return bfxd

@@ -28,7 +28,7 @@ from subprocess import PIPE
 import pytest
 import trio
 from tests.integration.helpers import API_KEY, API_SECRET, GUARD_S, LineClient
-from tests.integration.test_daemon_process import EX_OK, BfxdProcess
+from tests.integration.process import EX_OK, BfxdProcess
 
 from bfxd.simulator import Simulator
 from bfxd.unix_socket import peer_credentials

@@ -12,7 +12,7 @@ from subprocess import PIPE
 import pytest
 import trio
 from tests.integration.helpers import GUARD_S, LineClient
-from tests.integration.test_daemon_process import BIN, EX_OK, BfxdProcess, daemon_env, write_config
+from tests.integration.process import BIN, EX_OK, BfxdProcess, daemon_env, write_config
 
 from bfxd.simulator import Simulator
 

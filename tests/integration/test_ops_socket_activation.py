@@ -13,7 +13,7 @@ from subprocess import PIPE
 import pytest
 import trio
 from tests.integration.helpers import GUARD_S, LineClient
-from tests.integration.test_daemon_process import BIN, EX_CONFIG, EX_OK, BfxdProcess, daemon_env, write_config
+from tests.integration.process import BIN, EX_CONFIG, EX_OK, BfxdProcess, daemon_env, write_config
 
 from bfxd.simulator import Simulator
 from bfxd.unix_socket import inherited_listener
@@ -98,8 +98,7 @@ async def test_under_systemd_socket_activate(nursery: trio.Nursery, sim: Simulat
     try:
         # systemd-socket-activate says "Listening on …" once the socket exists; bfxd starts at the first connection.
         with trio.fail_after(GUARD_S):
-            while b"Listening on" not in bfxd.stderr:
-                await bfxd._changed.wait()
+            await bfxd.log.wait_until(lambda: b"Listening on" in bfxd.stderr, what="Listening on")
         async with await LineClient.connect(path) as client:
             status = await client.request({"op": "status"})
         assert status["ok"] is True
