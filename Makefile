@@ -28,6 +28,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check daemon tests bench
+	$(BIN)/mypy
 	$(BIN)/python -c "import bfxd.protocol, sys; assert 'trio' not in sys.modules, 'bfxd.protocol imports trio'"
 
 coverage: $(STAMP)
@@ -47,4 +48,4 @@ dist: $(STAMP)
 	$(BIN)/python -m build --no-isolation --outdir dist .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .coverage dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis .coverage dist

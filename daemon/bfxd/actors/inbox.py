@@ -42,7 +42,7 @@ from bfxd.daemon_metrics import DaemonMetrics
 from bfxd.live import LiveSettings
 from bfxd.peer_identity import peer_identity
 from bfxd.protocol import client_wire as wire
-from bfxd.protocol.client_requests import parse_request
+from bfxd.protocol.client_requests import Request, parse_request
 from bfxd.protocol.client_wire import LineBuffer, LineTooLong
 from bfxd.unix_socket import PeerCred, peer_credentials
 
@@ -180,7 +180,8 @@ class _Inbox:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(write_lines, output, out)
             async with out_in:
-                client = _Client(client_id, peer.uid, peer_groups(stream.socket, peer.pid, peer.gid))
+                gids = peer_groups(stream.socket, peer.pid, peer.gid)  # type: ignore[arg-type]  # trio wraps a socket
+                client = _Client(client_id, peer.uid, gids)
                 await self._read_requests(stream, client, output)
 
     async def _read_requests(self, stream: trio.SocketStream, client: _Client, output: Output) -> None:
@@ -305,7 +306,7 @@ class _Inbox:
                     self._writes_done.set()
                     self._writes_done = trio.Event()
 
-    async def _watch(self, request: wire.Request, out: trio.MemorySendChannel[bytes], watches: _Watches) -> None:
+    async def _watch(self, request: Request, out: trio.MemorySendChannel[bytes], watches: _Watches) -> None:
         try:
             events = await self.account.subscribe(self.settings.watch_buffer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -354,7 +355,7 @@ class _Client:
 class _Job:
     """One request as the reader began it, for its task to finish."""
 
-    request: wire.Request | None
+    request: Request | None
     op: Op | None  # its row in the operations table
     fields: dict[str, object]  # the audit fields of command.received, repeated in command.completed
     started: float

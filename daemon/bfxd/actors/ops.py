@@ -241,7 +241,7 @@ async def _replace(request: ReplaceRequest, context: OpContext, wait: float, dea
                                       f"offer failed: {failure.message}"), audit)
 
 
-def _decimal_text(number: float | int | None) -> str:
+def _decimal_text(number: float | int | Decimal | None) -> str:
     """An amount or rate the exchange sent (a JSON number), as decimal text for a new offer."""
     assert number is not None
     return format(Decimal(repr(number)) if isinstance(number, float) else Decimal(number), "f")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from bfxd.errors import RemoteProtocolError, excerpt
 from bfxd.protocol.events import (
@@ -97,7 +97,7 @@ def load_json(text: str | bytes, *, quote: bool = True, decoder: json.JSONDecode
         raise RemoteProtocolError(f"frame is not text: {type(text).__name__}") from exc
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -133,12 +133,13 @@ def _decode_info(msg: dict[str, Any]) -> ExchangeEvent:
         elif platform is not None:
             raise RemoteProtocolError(f"'platform' should be an object, got {excerpt(platform)}")
         return Info(version=_opt_int(msg, "version"), server_id=_opt_str(msg, "serverId"), platform_status=status)
-    special = {
+    special: dict[int, type[ServerRestarting | MaintenanceStarted | MaintenanceEnded]] = {
         INFO_RESTART: ServerRestarting,
         INFO_MAINTENANCE_START: MaintenanceStarted,
         INFO_MAINTENANCE_END: MaintenanceEnded,
-    }.get(code)
-    return special(message=text) if special else InfoMessage(code=code, message=text)
+    }
+    kind = special.get(code)
+    return kind(message=text) if kind is not None else InfoMessage(code=code, message=text)
 
 
 def _decode_auth(msg: dict[str, Any]) -> ExchangeEvent:
