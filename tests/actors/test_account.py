@@ -18,6 +18,7 @@ from bfxd.actors.messages import (
     AccountCommand,
     FromLink,
     InputCommand,
+    LinesWatchEvent,
     LinkDown,
     NotificationWatchEvent,
     OfferWatchEvent,
@@ -454,10 +455,10 @@ class TestWatchers:
         fos = frame_event("fos-snapshot")
         note = frame_event("n-fon-req-success")
         await router.send(FromLink(1, fos), FromLink(1, note), FromLink(1, frame_event("foc-canceled")))
-        got = [watcher.receive_nowait() for _ in range(4)]
+        got = [watcher.receive_nowait() for _ in range(3)]
+        snapshot = [OfferWatchEvent.rendered(OfferChange("snapshot", offer)).line for offer in fos.offers]
         assert got == [
-            OfferWatchEvent(OfferChange("snapshot", fos.offers[0])),
-            OfferWatchEvent(OfferChange("snapshot", fos.offers[1])),
+            LinesWatchEvent(b"".join(snapshot)),  # a snapshot is one item, whatever its size
             NotificationWatchEvent(note),
             OfferWatchEvent(OfferChange("cancel", frame_event("foc-canceled").offer)),
         ]
@@ -468,13 +469,23 @@ class TestWatchers:
         """A watcher whose buffer fills is closed, while a keeping-up watcher still receives everything."""
         slow = await router.client.subscribe(1)
         fast = await router.client.subscribe(64)
-        await router.send(FromLink(1, frame_event("fos-snapshot")))  # two changes: the second overflows slow
+        await router.send(FromLink(1, frame_event("fos-snapshot")))  # one item, however many offers: room for it
         await router.send(FromLink(1, frame_event("foc-canceled")), FromLink(1, frame_event("n-foc-req-success")))
-        assert isinstance(slow.receive_nowait(), OfferWatchEvent)
+        assert isinstance(slow.receive_nowait(), LinesWatchEvent)  # the foc after it overflowed slow
         with pytest.raises(trio.EndOfChannel):
             slow.receive_nowait()
-        kinds = [type(fast.receive_nowait()).__name__ for _ in range(4)]
-        assert kinds == ["OfferWatchEvent"] * 3 + ["NotificationWatchEvent"]
+        kinds = [type(fast.receive_nowait()).__name__ for _ in range(3)]
+        assert kinds == ["LinesWatchEvent", "OfferWatchEvent", "NotificationWatchEvent"]
+
+    async def test_a_big_snapshot_does_not_cut_a_healthy_watcher_off(
+        self, router: Router, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        """Reconnecting with thousands of offers: the snapshot is one item for a watcher with a small buffer."""
+        watcher = await router.client.subscribe(4)
+        offers = [offer(1000 + i) for i in range(3000)]
+        await router.send(FromLink(1, snapshot(*offers)))
+        event = watcher.receive_nowait()
+        assert isinstance(event, LinesWatchEvent) and event.line.count(b"\n") == 3000
 
     async def test_departed_watcher_is_dropped(self, router: Router, autojump_clock: trio.testing.MockClock) -> None:
         """A watcher that closed its end is forgotten without disturbing the others."""

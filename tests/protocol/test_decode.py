@@ -39,7 +39,7 @@ from bfxd.protocol.events import (
     OffersSnapshot,
     OfferUpdate,
     OtherInput,
-    PingRequest,
+    PingEvent,
     Pong,
     ServerRestarting,
     WalletsSnapshot,
@@ -147,7 +147,7 @@ CLIENT_FRAMES = {
     "input-foc.json": CancelOfferInput(offer_id=41238934),
     "input-calc.json": CalcInput(requests=("wallet_funding_USD", "wallet_funding_BTC")),
     "input-conf-seq.json": ConfRequest(flags=65536),
-    "ping.json": PingRequest(cid=1234),
+    "ping.json": PingEvent(cid=1234),
 }
 
 
@@ -461,8 +461,8 @@ def test_unusable_parsed_message_is_a_remote_error(value: object) -> None:
 # ---- client → exchange (the simulator's side) ---------------------------------------------------------
 
 CLIENT_CASES = [
-    ('{"event":"ping"}', PingRequest(cid=None)),
-    ('{"event":"ping","cid":"abc"}', PingRequest(cid="abc")),
+    ('{"event":"ping"}', PingEvent(cid=None)),
+    ('{"event":"ping","cid":"abc"}', PingEvent(cid="abc")),
     ('{"event":"conf","flags":65536}', ConfRequest(flags=65536)),
     ('{"event":"conf"}', ConfRequest(flags=0)),
     ('[0,"foc",null,{"id":5}]', CancelOfferInput(offer_id=5)),

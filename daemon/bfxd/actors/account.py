@@ -33,6 +33,7 @@ from bfxd.actors.messages import (
     FromLink,
     InputBatch,
     InputCommand,
+    LinesWatchEvent,
     LinkDown,
     NotificationWatchEvent,
     OfferWatchEvent,
@@ -262,14 +263,21 @@ class AccountRouter:
                          offer_id=event.offer_id)
             self._carry_out(effects)
         elif isinstance(event, (OffersSnapshot, OfferNew, OfferUpdate, OfferCancel)):
+            # A snapshot's changes reach each watcher as one item, however many offers: thousands of items at
+            # once would overflow a healthy watcher's buffer and cut it off on every reconnect.
+            burst: list[OfferWatchEvent] = []
             for change in self.book.apply(event):
                 log.info(_OFFER_EVENTS[change.action], offer_id=change.offer.id, symbol=change.offer.symbol,
                          status=change.offer.status, amount=change.offer.amount, rate=change.offer.rate)
                 if self._watchers:
-                    self._broadcast(OfferWatchEvent.rendered(change))
+                    burst.append(OfferWatchEvent.rendered(change))
                 if change.action == "cancel" and change.offer.id in self._gone_waiters:
                     for reply in self._gone_waiters.pop(change.offer.id):
                         _deliver(reply, change.offer)
+            if len(burst) == 1:
+                self._broadcast(burst[0])
+            elif burst:
+                self._broadcast(LinesWatchEvent(b"".join(e.line for e in burst)))
             self.board.offers = len(self.book)
             if isinstance(event, OffersSnapshot) and generation > self._last_dead_generation:
                 self._synced_generation = generation
@@ -283,8 +291,10 @@ class AccountRouter:
                                      watched=bool(self._watchers))
         for name, fields in applied.logs:
             (log.warning if name == "exchange.bad_row" else log.info)(name, **fields)
-        for watch_event in applied.watch:
-            self._broadcast(watch_event)
+        if len(applied.watch) == 1:
+            self._broadcast(applied.watch[0])
+        elif applied.watch:  # a snapshot: one item per watcher, however many rows (see the offers above)
+            self._broadcast(LinesWatchEvent(b"".join(e.line for e in applied.watch)))
         for read in applied.reads:
             _deliver(read.reply, read.query(self))
         self._want_calc(applied.calc)

@@ -20,7 +20,6 @@ closes.
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
@@ -206,15 +205,14 @@ class _Inbox:
                           requests: trio.Nursery, client: _Client, numbers: Iterator[int], output: Output,
                           watches: _Watches) -> None:
         while True:
-            idle = inflight.value == self.settings.max_inflight  # no request in flight, no watch (it holds one)
-            with trio.move_on_after(self.settings.idle_timeout if idle else math.inf) as waiting:
-                try:
-                    chunk = await stream.receive_some(RECEIVE_BYTES)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    chunk = b""
-            if waiting.cancelled_caught:
-                log.info("client.idle_closed", idle_s=self.settings.idle_timeout)
-                return
+            if inflight.value == self.settings.max_inflight:  # no request in flight, no watch (it holds one)
+                with trio.move_on_after(self.settings.idle_timeout) as waiting:
+                    chunk = await _receive(stream)
+                if waiting.cancelled_caught:
+                    log.info("client.idle_closed", idle_s=self.settings.idle_timeout)
+                    return
+            else:
+                chunk = await _receive(stream)  # busy: no timeout scope on the hot path
             if not chunk:
                 return  # the client left; its requests still run to their outcomes
             buffer.feed(chunk)
@@ -384,6 +382,13 @@ class _Watches:
         self._closed = True
         for scope in self._scopes:
             scope.cancel()
+
+
+async def _receive(stream: trio.SocketStream) -> bytes:
+    try:
+        return await stream.receive_some(RECEIVE_BYTES)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return b""  # the client left
 
 
 async def _forward_events(events: trio.MemoryReceiveChannel[WatchEvent], out: trio.MemorySendChannel[bytes]) -> str:

@@ -213,6 +213,13 @@ class OfferWatchEvent:
 
 
 @attrs.frozen
+class LinesWatchEvent:
+    """Several watch lines as one item (a snapshot's offers): a watcher takes them in one turn."""
+
+    line: bytes = attrs.field(repr=False)
+
+
+@attrs.frozen
 class NotificationWatchEvent:
     notification: Notification
     line: bytes = attrs.field(default=b"", eq=False, repr=False)
@@ -243,4 +250,4 @@ class WatcherCutOff:
     reason: str
 
 
-WatchEvent = OfferWatchEvent | NotificationWatchEvent | AccountWatchEvent | WatcherCutOff
+WatchEvent = OfferWatchEvent | LinesWatchEvent | NotificationWatchEvent | AccountWatchEvent | WatcherCutOff

@@ -48,7 +48,7 @@ from bfxd.protocol.events import (
     OffersSnapshot,
     OfferUpdate,
     OtherInput,
-    PingRequest,
+    PingEvent,
     Pong,
     ServerRestarting,
     WalletsSnapshot,
@@ -329,7 +329,7 @@ def decode_client_frame(text: str | bytes) -> ClientEvent:
         if name == "auth":
             return _decode_auth_request(msg)
         if name == "ping":
-            return PingRequest(cid=msg.get("cid"))
+            return PingEvent(cid=msg.get("cid"))
         if name == "conf":
             flags = _opt_int(msg, "flags")
             return ConfRequest(flags=flags or 0)

@@ -270,7 +270,7 @@ class AuthRequest:
 
 
 @attrs.frozen
-class PingRequest:
+class PingEvent:
     cid: Any
 
 
@@ -312,5 +312,5 @@ class OtherInput:
 
 
 ClientEvent = (
-    AuthRequest | PingRequest | ConfRequest | CancelOfferInput | NewOfferInput | CalcInput | OtherInput
+    AuthRequest | PingEvent | ConfRequest | CancelOfferInput | NewOfferInput | CalcInput | OtherInput
 )

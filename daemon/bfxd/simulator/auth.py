@@ -15,8 +15,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 
-from bfxd.protocol import AuthRequest, auth_signature
-from bfxd.protocol import encode as wire
+from bfxd.protocol import AuthRequest, auth_signature, encode
 from bfxd.secret import Secret
 from bfxd.simulator import texts
 from bfxd.simulator.account import Account
@@ -65,16 +64,16 @@ def snapshot_frames(account: Account, wants: Callable[..., bool]) -> list[str]:
     ledger = account.ledger
     frames = []
     if wants("trading"):
-        frames.append(wire.account_frame("ps", []))
+        frames.append(encode.account_frame("ps", []))
     if wants("wallet"):
-        frames.append(wire.wallets_snapshot_frame(
+        frames.append(encode.wallets_snapshot_frame(
             [w for w in ledger.wallets() if wants("wallet", f"{w.type}-{w.currency}")]))
     if wants("trading"):
-        frames.append(wire.account_frame("os", []))
+        frames.append(encode.account_frame("os", []))
     if wants("funding"):
-        frames.append(wire.offers_snapshot_frame([o for o in account.active() if wants("funding", o.symbol)]))
-        frames.append(wire.credits_snapshot_frame(
+        frames.append(encode.offers_snapshot_frame([o for o in account.active() if wants("funding", o.symbol)]))
+        frames.append(encode.credits_snapshot_frame(
             [c for _, c in sorted(ledger.credits.items()) if wants("funding", c.symbol)]))
-        frames.append(wire.loans_snapshot_frame(
+        frames.append(encode.loans_snapshot_frame(
             [loan for _, loan in sorted(ledger.loans.items()) if wants("funding", loan.symbol)]))
     return frames

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import attrs
 
-from bfxd.protocol import FundingCredit, FundingLoan, FundingOffer, Wallet
-from bfxd.protocol import encode as wire
+from bfxd.protocol import FundingCredit, FundingLoan, FundingOffer, Wallet, encode
 
 Item = FundingOffer | FundingCredit | FundingLoan | Wallet
 
@@ -28,12 +27,12 @@ class Change:
     def frame(self) -> str:
         item = self.item
         if isinstance(item, FundingOffer):
-            return wire.offer_frame(self.kind, item)
+            return encode.offer_frame(self.kind, item)
         if isinstance(item, FundingCredit):
-            return wire.credit_frame(self.kind, item)
+            return encode.credit_frame(self.kind, item)
         if isinstance(item, FundingLoan):
-            return wire.loan_frame(self.kind, item)
-        return wire.wallet_frame(item)
+            return encode.loan_frame(self.kind, item)
+        return encode.wallet_frame(item)
 
     def wanted(self, wants: Callable[[str, str], bool]) -> bool:
         """Whether an auth filter (``Connection.wants``) lets this change through."""

@@ -14,8 +14,7 @@ from typing import Literal
 
 import attrs
 
-from bfxd.protocol import SEQ_ALL
-from bfxd.protocol import encode as wire
+from bfxd.protocol import SEQ_ALL, encode
 
 # How a frame is numbered: account snapshot / account update / input answer / heartbeat / other array frame.
 FrameKind = Literal["snapshot", "update", "answer", "heartbeat", "public"]
@@ -36,9 +35,9 @@ class Numbering:
         if not self.enabled:
             return frame
         if kind == "answer":
-            return wire.with_sequence(frame, self.auth)
+            return encode.with_sequence(frame, self.auth)
         self.public += 1
         if kind in ("heartbeat", "public"):
-            return wire.with_sequence(frame, self.public)
+            return encode.with_sequence(frame, self.public)
         self.auth += 1
-        return wire.with_sequence(frame, self.public, self.auth)
+        return encode.with_sequence(frame, self.public, self.auth)

@@ -44,10 +44,10 @@ from bfxd.protocol import (
     ClientEvent,
     ConfRequest,
     NewOfferInput,
-    PingRequest,
+    PingEvent,
     decode_client_frame,
+    encode,
 )
-from bfxd.protocol import encode as wire
 from bfxd.protocol.decode import load_json
 from bfxd.simulator import texts
 from bfxd.simulator.account import Account, Change, OfferRejected, wall_clock_ms
@@ -132,7 +132,7 @@ class Connection:
                     nursery.start_soon(self._write)
                     nursery.start_soon(self._work, inbox_out)
                     nursery.start_soon(self._heartbeat)
-                    self.send(wire.info_frame(server_id=self.sim.server_id,
+                    self.send(encode.info_frame(server_id=self.sim.server_id,
                                               platform_status=0 if self.sim.faults.maintenance else 1))
                     await self._read(inbox)
                     nursery.cancel_scope.cancel(reason="client connection closed")
@@ -233,7 +233,7 @@ class Connection:
             now = trio.current_time()
             for chan, last in list(self.channels.items()):
                 if last + interval <= now:
-                    self.send(wire.heartbeat_frame(chan), chan=chan, kind="heartbeat")
+                    self.send(encode.heartbeat_frame(chan), chan=chan, kind="heartbeat")
 
     def _open_channel(self, chan: int) -> None:
         self.channels[chan] = trio.current_time()
@@ -244,17 +244,17 @@ class Connection:
 
     def _answer(self, received: Received) -> None:
         event = received.event
-        if isinstance(event, PingRequest):
-            self.send(wire.pong_frame(event.cid, wall_clock_ms()))
+        if isinstance(event, PingEvent):
+            self.send(encode.pong_frame(event.cid, wall_clock_ms()))
         elif isinstance(event, ConfRequest):
             self.numbering.configure(event.flags)
-            self.send(wire.conf_ack_frame(event.flags))
+            self.send(encode.conf_ack_frame(event.flags))
         elif isinstance(event, AuthRequest):
             self._authenticate(event)
         elif event is None:
             self._answer_other(received.text)
         elif not self.authenticated:
-            self.send(wire.error_frame(*texts.NOT_AUTHENTICATED))
+            self.send(encode.error_frame(*texts.NOT_AUTHENTICATED))
         else:
             self._input(event, received.at)
 
@@ -273,16 +273,16 @@ class Connection:
             self.send(json.dumps({**msg, "event": "subscribed", "chanId": chan}))
             self._open_channel(chan)
         elif name == "subscribe":
-            self.send(wire.error_frame(*texts.UNKNOWN_CHANNEL))
+            self.send(encode.error_frame(*texts.UNKNOWN_CHANNEL))
         elif name == "unsubscribe" and isinstance(chan, int) and chan in self.public:
             del self.public[chan], self.channels[chan]
             self.send(json.dumps({"event": "unsubscribed", "status": "OK", "chanId": chan}))
         elif name == "unsubscribe":
-            self.send(wire.error_frame(*texts.NOT_SUBSCRIBED))
+            self.send(encode.error_frame(*texts.NOT_SUBSCRIBED))
         elif name == "auth":
-            self.send(wire.auth_failed_frame(*texts.AUTH_BAD_PAYLOAD))
+            self.send(encode.auth_failed_frame(*texts.AUTH_BAD_PAYLOAD))
         else:
-            self.send(wire.error_frame(*texts.UNKNOWN_EVENT))
+            self.send(encode.error_frame(*texts.UNKNOWN_EVENT))
 
     def _authenticate(self, request: AuthRequest) -> None:
         sim = self.sim
@@ -290,12 +290,12 @@ class Connection:
                                nonce_ok=sim.nonce_admissible)
         if problem is not None:
             log.info("simulator.auth_failed", conn_id=self.id, code=problem[0], reason=problem[1])
-            self.send(wire.auth_failed_frame(*problem))
+            self.send(encode.auth_failed_frame(*problem))
             return
         self.authenticated, self.filter = True, request.filter
         sim.note_authenticated(request.api_key, int(request.nonce))
         log.info("simulator.auth_ok", conn_id=self.id)
-        self.send(wire.auth_ok_frame(user_id=sim.config.user_id, auth_id=str(uuid.uuid4()), caps=CAPS))
+        self.send(encode.auth_ok_frame(user_id=sim.config.user_id, auth_id=str(uuid.uuid4()), caps=CAPS))
         self._open_channel(0)
         for frame in snapshot_frames(sim.account, self.wants):
             self.send(frame, chan=0, kind="snapshot")
@@ -312,10 +312,10 @@ class Connection:
             return
         if faults.rate_limit is not None and not self._rate.admit(arrived, faults.rate_limit):
             log.warning("simulator.rate_limited", conn_id=self.id)
-            self.send(wire.error_frame(*texts.RATE_LIMITED))
+            self.send(encode.error_frame(*texts.RATE_LIMITED))
             self._queue_close(*texts.RATE_LIMIT_CLOSE)
         elif faults.maintenance:
-            self.send(wire.error_frame(*texts.NOT_READY))
+            self.send(encode.error_frame(*texts.NOT_READY))
         elif isinstance(event, CancelOfferInput):
             self._cancel(event.offer_id)
         elif isinstance(event, NewOfferInput):
@@ -333,7 +333,7 @@ class Connection:
 
     def _notify(self, kind: str, status: str, text: str, info: list[Any]) -> None:
         if self.wants("notify"):
-            self.send(wire.notification_frame(mts=wall_clock_ms(), type=kind, status=status, text=text,
+            self.send(encode.notification_frame(mts=wall_clock_ms(), type=kind, status=status, text=text,
                                               notify_info=info), chan=0, kind="answer")
 
     def _cancel(self, offer_id: int | None) -> None:
@@ -367,7 +367,7 @@ class Connection:
         """One ``wu`` per funding wallet asked for, to this connection; other calculations are not simulated."""
         log.info("simulator.input", conn_id=self.id, kind="calc", requests=len(request.requests))
         if len(request.requests) > MAX_CALC_REQUESTS:
-            self.send(wire.error_frame(*texts.CALC_TOO_MANY))
+            self.send(encode.error_frame(*texts.CALC_TOO_MANY))
             return
         for key in request.requests:
             prefix, _, currency = key.partition("wallet_funding_")

@@ -19,8 +19,7 @@ import structlog
 import trio
 import trio_websocket
 
-from bfxd.protocol import MAX_NONCE, ClientEvent, FundingCredit, FundingLoan, FundingOffer
-from bfxd.protocol import encode as wire
+from bfxd.protocol import MAX_NONCE, ClientEvent, FundingCredit, FundingLoan, FundingOffer, encode
 from bfxd.simulator import texts
 from bfxd.simulator.account import Account, Change
 from bfxd.simulator.config import Received, SimulatorConfig
@@ -130,7 +129,7 @@ class Simulator:
         elif code == texts.INFO_MAINTENANCE_END:
             self.faults.maintenance = False
         log.info("simulator.fault", fault="info", code=code)
-        frame = wire.info_code_frame(code, texts.INFO_TEXTS.get(code, "Info message"))
+        frame = encode.info_code_frame(code, texts.INFO_TEXTS.get(code, "Info message"))
         for conn in list(self._live.values()):
             conn.send(frame)
         await trio.lowlevel.checkpoint()
