@@ -49,7 +49,7 @@ from bfxd.protocol.events import (
     OfferNew,
     OffersSnapshot,
     OfferUpdate,
-    PingRequest,
+    PingEvent,
     Pong,
     ServerRestarting,
 )
@@ -161,7 +161,7 @@ class TestInputs:
         text = ping_frame(1234)
         assert text == '{"event":"ping","cid":1234}'
         assert json.loads(text) == load_frame("ping.json")
-        assert decode_client_frame(text) == PingRequest(cid=1234)
+        assert decode_client_frame(text) == PingEvent(cid=1234)
 
     def test_cancel_offer_frame_exact(self) -> None:
         """The foc input is exactly [0,"foc",null,{"id":ID}], the id a JSON integer, as in input-foc.json."""

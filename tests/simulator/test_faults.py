@@ -8,7 +8,7 @@ import pytest
 import trio
 import trio_websocket
 
-from bfxd.protocol import CancelOfferInput, PingRequest, decode_exchange_frame
+from bfxd.protocol import CancelOfferInput, PingEvent, decode_exchange_frame
 from bfxd.protocol.events import MaintenanceEnded, MaintenanceStarted, ServerRestarting
 from bfxd.simulator import RateLimit
 
@@ -98,7 +98,7 @@ class TestSilence:
             # Frames already on their way may still arrive; then nothing.
             await client.send({"event": "ping", "cid": 1})
             with trio.fail_after(GUARD_S):
-                await sim.wait_received(lambda r: isinstance(r.event, PingRequest))
+                await sim.wait_received(lambda r: isinstance(r.event, PingEvent))
             with trio.move_on_after(0.4):
                 while True:
                     frame = await client.receive()
@@ -128,7 +128,7 @@ class TestSilence:
             await client.send({"event": "ping", "cid": 1})
             await client.send({"event": "ping", "cid": 2})
             with trio.fail_after(GUARD_S):
-                await sim.wait_received(lambda r: isinstance(r.event, PingRequest), count=2)
+                await sim.wait_received(lambda r: isinstance(r.event, PingEvent), count=2)
             assert trio.current_time() - sent < 1.0
             assert (await client.receive())["cid"] == 1
             assert trio.current_time() - sent >= 1.0

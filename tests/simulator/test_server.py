@@ -16,7 +16,7 @@ from bfxd.protocol import (
     FundingOffer,
     OfferCancel,
     OffersSnapshot,
-    PingRequest,
+    PingEvent,
     auth_signature,
     decode_exchange_frame,
 )
@@ -187,7 +187,7 @@ class TestControlFrames:
             await client.send([0, "foc", None, {"id": 5}])
             with trio.fail_after(GUARD_S):
                 await sim.wait_received(lambda r: isinstance(r.event, CancelOfferInput))
-        assert [type(r.event) for r in sim.received] == [AuthRequest, PingRequest, CancelOfferInput]
+        assert [type(r.event) for r in sim.received] == [AuthRequest, PingEvent, CancelOfferInput]
         assert {r.conn_id for r in sim.received} == {1}
         assert sim.received[2].text == '[0, "foc", null, {"id": 5}]'
         assert sim.received[0].at <= sim.received[1].at <= sim.received[2].at
@@ -347,9 +347,9 @@ class TestFundingOffers:
             for cid in range(3):
                 await client.send({"event": "ping", "cid": cid})
             with trio.fail_after(GUARD_S):
-                pings = await sim.wait_received(lambda r: isinstance(r.event, PingRequest), count=3)
+                pings = await sim.wait_received(lambda r: isinstance(r.event, PingEvent), count=3)
                 await sim.wait_authenticated(1)
-        assert [r.event.cid for r in pings if isinstance(r.event, PingRequest)] == [0, 1, 2]
+        assert [r.event.cid for r in pings if isinstance(r.event, PingEvent)] == [0, 1, 2]
         assert sim.received[0].event is not None and sim.received[0].event.api_key == KEY  # type: ignore[union-attr]
 
 
@@ -374,6 +374,6 @@ class TestLoad:
         """With max_recorded=N the record keeps at least the last N frames and never more than 2N."""
         sim = await start(nursery, max_recorded=3)
         for cid in range(10):
-            sim.record(1, f'{{"event":"ping","cid":{cid}}}', PingRequest(cid=cid))
+            sim.record(1, f'{{"event":"ping","cid":{cid}}}', PingEvent(cid=cid))
             assert 3 <= len(sim.received) <= 6 or cid < 3
         assert [r.event.cid for r in sim.received][-3:] == [7, 8, 9]  # type: ignore[union-attr]
