@@ -9,6 +9,7 @@ router before returning (no task switch in between: the cancel path is the hot o
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -69,11 +70,11 @@ def _version() -> str:
     return bfxd.__version__  # importlib.metadata: a millisecond per lookup, and it never changes
 
 
-def _timing(request: Any, context: OpContext, *, extra: float = 0.0) -> tuple[float, float]:
-    """The request's wait in seconds, and its deadline in trio time: its ``timeout`` (else the default, plus
-    *extra*), cut short by its absolute ``deadline`` when that comes first. The wait may be 0 or less: the
-    client's deadline had passed when the daemon read the request."""
-    wait = request.timeout or context.default_timeout + extra
+def _timing(request: Any, context: OpContext) -> tuple[float, float]:
+    """The request's wait in seconds, and its deadline in trio time: its ``timeout`` (else the default), cut
+    short by its absolute ``deadline`` when that comes first. The wait may be 0 or less: the client's deadline
+    had passed when the daemon read the request."""
+    wait = request.timeout or context.default_timeout
     if request.deadline is not None:
         wait = min(wait, request.deadline - time.time())
     return wait, trio.current_time() + wait
@@ -155,11 +156,7 @@ def _begin_offers(request: OffersRequest, context: OpContext) -> Wait:
 def _begin_cancel_all(request: CancelAllRequest, context: OpContext) -> Wait:
     async def finish() -> Answer:
         account = context.account
-        # Without a timeout of its own, a cancel_all waits as long as the pace needs for every offer, plus the
-        # default: a thousand offers at five inputs a second take 200 s.
-        per_second = account.board.pace or 1.0
-        count = await account.read(lambda state: len(state.book.offers(request.symbol)))
-        wait, deadline = _timing(request, context, extra=count / per_second)
+        wait, deadline = _timing(request, context)
         if (expired := _expired(request, wait)) is not None:
             return expired
         if not await _ready_within(account, deadline):
@@ -167,6 +164,12 @@ def _begin_cancel_all(request: CancelAllRequest, context: OpContext) -> Wait:
                             "cancelled")
             return reply.answer(request.op, request.ref)
         offers = await account.read(lambda state: state.book.offers(request.symbol))
+        if request.timeout is None and offers:
+            # Without a timeout of its own, a cancel_all also gets the time the pace needs for every offer (a
+            # thousand offers at five inputs a second take 200 s), never past the client's absolute deadline.
+            extra = len(offers) / (account.board.pace or 1.0)
+            cap = math.inf if request.deadline is None else trio.current_time() + request.deadline - time.time()
+            deadline, wait = min(deadline + extra, cap), wait + extra
         # One foc per offer, all handed over at once: the exchange answers each independently.
         ids = [o.id for o in offers if o.id is not None]
         pending = await account.start_many([CancelInput(i) for i in ids], request_id=context.request_id,
