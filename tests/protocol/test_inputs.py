@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from bfxd.protocol import FundingOffer, Notification, OfferBook, OffersSnapshot
+from bfxd.protocol import FundingOffer, Notification, OfferBook, OffersSnapshot, inputs
 from bfxd.protocol.input_kinds import (
     Answered,
     CancelInput,
@@ -204,6 +204,42 @@ class TestSubmit:
 
     def test_fields_the_exchange_left_null_are_not_held_against_it(self) -> None:
         assert offer_matches(USD, FundingOffer(id=None, symbol="fUSD"))
+
+
+class TestSendOrderMemory:
+    """The send order must not grow with the link's age: a long-lived daemon held every cancel it ever sent."""
+
+    def test_answered_frames_are_forgotten(self) -> None:
+        rig = Rig()
+        for n in range(200):
+            rig.go(rig.machine.request(f"c{n}", CancelInput(1 + n % 2), 10))
+            rig.machine.notification(1, note("foc-req", offer(1 + n % 2)))  # by id
+            rig.go(rig.machine.request(f"s{n}", USD, 10))
+            rig.machine.notification(1, note("fon-req", offer(100 + n)))  # in send order
+        assert len(rig.sent) == 400 and rig.machine.pending == 0
+        assert rig.machine.send_order_length() == 0
+
+    def test_unanswered_frames_beyond_the_cap_are_forgotten_once_settled(
+            self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(inputs, "SEND_ORDER_MEMORY", 5)
+        rig = Rig()
+        for n in range(50):  # the exchange answers none of them; each requester times out
+            rig.go(rig.machine.request(f"c{n}", CancelInput(1), n + 1))
+            rig.machine.expire(n + 1)
+        assert len(rig.sent) == 50 and rig.machine.pending == 0
+        assert rig.machine.send_order_length() == 5
+        # A late id-less answer still goes to the oldest frame remembered, which is settled: nobody is answered.
+        assert settled(rig.machine.notification(1, note("foc-req", None, "ERROR"))) == {}
+
+    def test_the_cap_never_drops_a_frame_someone_waits_for(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(inputs, "SEND_ORDER_MEMORY", 2)
+        rig = Rig()
+        rig.go(rig.machine.request("first", USD, 100))
+        for n in range(10):
+            rig.go(rig.machine.request(f"gone{n}", USD, n + 1))
+            rig.machine.expire(n + 1)
+        answer = note("fon-req", offer(7))
+        assert settled(rig.machine.notification(1, answer)) == {"first": Answered(answer)}
 
 
 def test_shutdown_settles_everyone() -> None:

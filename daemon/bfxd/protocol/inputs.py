@@ -18,7 +18,10 @@ An entry's life: waiting (no ready link) -> queued (``SendFrame`` returned, its 
 answered; a lost link turns queued back into waiting and sent into in doubt. A deadline settles a requester with
 ``NotReady`` (nothing was ever queued), ``NotSent`` (queued, its turn never came) or ``TimedOut`` (a frame went
 out: the outcome is unknown). An entry nobody waits for any more leaves the table; if its frame went out, its place
-in the send order stays, so its late answer is not taken for a younger frame's.
+in the send order stays, so its late answer is not taken for a younger frame's. The send order forgets a frame
+once it is answered, and beyond ``SEND_ORDER_MEMORY`` unanswered frames of a kind on one link it forgets the
+oldest whose requesters have all been settled: a frame the exchange never answers must not make the line, and the
+daemon's memory, grow for as long as the link lives.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import attrs
 
 from bfxd.protocol.book import OfferBook
 from bfxd.protocol.events import Notification
+from bfxd.protocol.input_effects import Effect, Record, Requester, Routed, SendFrame, Settle
 from bfxd.protocol.input_kinds import (
     POLICIES,
     Answered,
@@ -50,53 +54,12 @@ from bfxd.protocol.input_kinds import (
 )
 from bfxd.protocol.offer import FundingOffer
 
-Requester = Hashable
-
-# ---- effects ---------------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class SendFrame:
-    """Send *text* on *link* once the pacer gives it a turn; report the turn with ``frame_sent(token)``."""
-
-    token: int
-    link: int
-    kind: str
-    text: str
-    audit: dict[str, Any]
-    requesters: tuple[Requester, ...]
-
-
-@attrs.frozen
-class Settle:
-    requester: Requester
-    outcome: Outcome
-
-
-@attrs.frozen
-class Routed:
-    """A notification of an input kind, and whom it settled (none: a late answer, or ``unmatched``)."""
-
-    notification: Notification
-    matched_by: Literal["offer_id", "order"] | None
-    requesters: tuple[Requester, ...]
-    fields: dict[str, Any] = attrs.field(factory=dict)  # the audit fields of the input it answered
-    unmatched: str | None = None  # why no input in flight could be its question
-
-
-@attrs.frozen
-class Record:
-    """An audit event, named by one of the constants below."""
-
-    event: str
-    fields: dict[str, Any]
-    requesters: tuple[Requester, ...] = ()
-
-
-Effect = SendFrame | Settle | Routed | Record
-
-
 # ---- the machine -----------------------------------------------------------------------------------------
+
+# Unanswered frames of one kind remembered in the send order of a link, at the least. Far above what can be in
+# flight (inputs are paced, and every requester is settled by its deadline); the cap only ever drops a frame
+# whose requesters are all settled, so the worst a late answer to it can do is be logged as unmatched.
+SEND_ORDER_MEMORY = 10_000
 
 State = Literal["waiting", "queued", "sent", "in_doubt"]
 
@@ -192,6 +155,7 @@ class InputMachine:
         self._line[entry.policy.kind].append(record)
         if entry.policy.joins:
             self._line_by_key.setdefault((entry.policy.kind, entry.key), deque()).append(record)
+        self._trim(entry.policy.kind)
         if entry.policy.after_drop == "confirm_by_snapshot":
             entry.before = {o.id for o in self.book.offers(entry.spec.symbol)
                             if o.id is not None and offer_matches(entry.spec, o)}
@@ -257,6 +221,7 @@ class InputMachine:
             return [Routed(note, "offer_id", tuple(entry.asked), policy.audit(entry.spec)),
                     *self._settle(entry, Answered(note))]
         entry = self._take_in_order(policy, link, note)
+        self._trim(policy.kind)
         if entry is None:
             return [Routed(note, None, (), unmatched=f"no {policy.kind} in flight on this link matches it")]
         effects: list[Effect] = [Routed(note, "order", () if entry.settled else tuple(entry.asked),
@@ -336,6 +301,23 @@ class InputMachine:
                 break
         if records is not None and not records:
             del self._line_by_key[(kind, key)]
+        self._trim(kind)
+
+    def _trim(self, kind: str) -> None:
+        """Forget answered frames at the head of the send order, and the oldest settled ones beyond the cap."""
+        line = self._line[kind]
+        while line and (line[0].answered or (len(line) > SEND_ORDER_MEMORY and line[0].entry.settled)):
+            record = line.popleft()
+            if not record.answered and record.entry.policy.joins:
+                records = self._line_by_key.get((kind, record.entry.key))
+                if records and records[0] is record:  # the oldest of its key is the oldest of the line
+                    records.popleft()
+                    if not records:
+                        del self._line_by_key[(kind, record.entry.key)]
+
+    def send_order_length(self) -> int:
+        """Frames remembered in the send order, all kinds (bounded: see ``SEND_ORDER_MEMORY``)."""
+        return sum(len(line) for line in self._line.values())
 
     def _take_in_order(self, policy: InputPolicy, link: int, note: Notification) -> _Entry | None:
         """The oldest unanswered frame of this kind on *link* that the answer fits; it leaves the line.
