@@ -129,6 +129,38 @@ class TestRedaction:
         assert line["nested"] == {"frame": ["[redacted]"], "signature": "[redacted]"}
         assert line["key_fp"] == secret.fingerprint()  # the fingerprint is what logs may carry
 
+    @pytest.mark.parametrize("depth", [0, 1, 2, 3])
+    def test_a_secret_deep_in_plain_containers_is_found(self, depth: int) -> None:
+        """The no-copy check must find a Secret or a secret-named key wherever the copying scrub finds one
+        (containers are scanned four levels deep; a Secret is found at the fifth too)."""
+        for leaf in ({"signature": SECRET_VALUE}, [Secret(SECRET_VALUE)], (1, Secret(SECRET_VALUE))):
+            value: object = leaf
+            for _ in range(depth):
+                value = [1, "a", None, {"x": 1.5}, value]
+            (line,) = [redact_secrets(None, "info", {"event": "e", "frame": value})]
+            assert SECRET_VALUE not in repr(line), (depth, leaf)
+
+    def test_plain_values_are_left_as_they_are(self) -> None:
+        """Nothing to hide: the nested values are passed on as they are, not copied."""
+        nested = {"offer": {"id": 1, "amount": 1.5, "rows": [[1, "fUSD", None, True]]}}
+        event = redact_secrets(None, "info", {"event": "e", **nested})
+        assert event["offer"] is nested["offer"]
+
+    @pytest.mark.parametrize(("now", "expected"), [
+        (1_796_000_000.0, "2026-11-30T00:53:20.000000Z"),
+        (1_796_000_000.000001, "2026-11-30T00:53:20.000001Z"),
+        (1_796_000_059.999999, "2026-11-30T00:54:19.999999Z")])
+    def test_timestamps_keep_microseconds_across_seconds(self, now: float, expected: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        """The date and time of day are formatted once a second; the microseconds every line."""
+        stream = configured()
+        for at in (now - 1.5, now):  # the second before, then the one asked: the cached prefix must move
+            monkeypatch.setattr("bfxd.logconfig.time.time", lambda at=at: at)
+            structlog.get_logger().info("tick")
+        stamp = json_lines(stream)[-1]["timestamp"]
+        assert stamp == expected
+        assert datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() == pytest.approx(now, abs=1e-6)
+
     def test_redact_secrets_processor_under_capture_logs(self) -> None:
         """redact_secrets works inside capture_logs(processors=[...]), the pattern leak tests use."""
         with capture_logs(processors=[redact_secrets]) as logs:

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime
 import io
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 import orjson
@@ -71,15 +72,55 @@ def _scrub(value: Any, depth: int) -> Any:
     return value
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # exact types: a str subclass gets the full look
+
+
+def _clean(value: Any, depth: int) -> bool:
+    """Whether *value* holds nothing to redact; a walk that builds nothing (most lines have nothing to hide,
+    and copying every nested dict to find that out cost 5 µs a line)."""
+    if type(value) in _PLAIN:
+        return True
+    if isinstance(value, Secret):
+        return False  # at any depth, as _scrub finds it
+    if depth >= _MAX_DEPTH:
+        return True
+    if isinstance(value, dict):
+        if not SECRET_KEYS.isdisjoint(value):
+            return False
+        items: Iterable[Any] = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return True
+    return all(type(item) in _PLAIN or _clean(item, depth + 1) for item in items)
+
+
 def redact_secrets(_logger: object, _method: str, event_dict: EventDict) -> EventDict:
     """Replace values under secret-named keys, and every Secret instance (also inside dicts/lists), with
     ``"[redacted]"``. Use it in ``capture_logs(processors=[redact_secrets])`` to test for leaks."""
     for key, value in event_dict.items():
         if key in SECRET_KEYS:
             event_dict[key] = REDACTED
-        elif not isinstance(value, (str, int, float, bool, type(None))):  # only containers and Secrets need a look
+        elif type(value) not in _PLAIN and not _clean(value, 0):  # only containers and Secrets need a look
             event_dict[key] = _scrub(value, 0)
     return event_dict
+
+
+class _UtcStamp:
+    """``timestamp``: UTC ISO-8601 with microseconds, as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes
+    it, at a fifth of the cost: the date and time of day are formatted once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, _logger: object, _method: str, event_dict: EventDict) -> EventDict:
+        second, micros = divmod(round(time.time() * 1_000_000), 1_000_000)  # rounded, as datetime does
+        if second != self._second:
+            self._prefix = datetime.datetime.fromtimestamp(second, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        event_dict["timestamp"] = f"{self._prefix}.{micros:06d}Z"
+        return event_dict
 
 
 def _dumps(obj: Any, **_options: Any) -> str:
@@ -91,22 +132,29 @@ def _dumps(obj: Any, **_options: Any) -> str:
         return json.dumps(obj, default=str)
 
 
+# show_locals=False: the default dumps every frame's locals, secrets included.
+_render_exception = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+
+
+def _render_json(logger: Any, method: str, event_dict: EventDict) -> str:
+    """structlog's ExceptionRenderer and JSONRenderer in one step; the first only when there is an exception."""
+    if "exc_info" in event_dict:
+        event_dict = _render_exception(logger, method, event_dict)
+    return _dumps(event_dict)
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,  # first, so request/actor context is on every line
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),  # key "timestamp"
+        _UtcStamp(),  # key "timestamp"
         redact_secrets,
     ]
 
 
 def _renderers(fmt: str, stream: TextIO) -> list[Processor]:
     if fmt == "json":
-        return [
-            # show_locals=False: the default dumps every frame's locals, secrets included.
-            structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False)),
-            structlog.processors.JSONRenderer(serializer=_dumps),
-        ]
+        return [_render_json]
     if fmt == "console":
         isatty = getattr(stream, "isatty", None)
         colors = bool(isatty and isatty()) and not os.environ.get("NO_COLOR")  # https://no-color.org
