@@ -428,6 +428,17 @@ class TestEncoders:
         assert line == b'{"ok":true,"op":"ping","ref":"x\\ud800"}\n'
         assert json.loads(line)["ref"] == "x\ud800"
 
+    def test_values_beyond_the_fast_encoder_are_written_exactly(self) -> None:
+        """An integer beyond 64 bits (a ref may be one) is written digit for digit, as the json module does."""
+        big = 2**70 + 1
+        assert answer_line("ping", big) == b'{"ok":true,"op":"ping","ref":%d}\n' % big
+        assert json.loads(answer_line("offers", 1, offers=[{"id": big, "rate": 0.0002}]))["offers"][0]["id"] == big
+
+    def test_floats_round_trip(self) -> None:
+        """Rates and amounts read back as the same floats (orjson and json may spell an exponent differently)."""
+        values = [0.0002, 1e-05, 123456789.123, -150.0, 5e-324, 1.7976931348623157e308]
+        assert json.loads(answer_line("x", None, values=values))["values"] == values
+
     def test_error_line(self) -> None:
         """An error answer carries ok false, op, ref and the error object."""
         line = error_line("cancel", 3, "exchange", "Offer not found", status="ERROR", text="Offer not found")

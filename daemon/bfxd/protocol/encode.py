@@ -35,11 +35,12 @@ FLAG_SEQ_ALL = 65536  # every array frame carries sequence numbers (see sequence
 MAX_CALC_REQUESTS = 30
 CALCS_PER_SECOND = 8
 
-_COMPACT = {"separators": (",", ":")}
+# Built once: json.dumps with options builds an encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, **_COMPACT)  # type: ignore[arg-type]
+    return _ENCODER.encode(value)
 
 
 def auth_signature(api_secret: Secret, payload: str) -> str:
