@@ -218,6 +218,16 @@ class TestSendOrderMemory:
             rig.machine.notification(1, note("fon-req", offer(100 + n)))  # in send order
         assert len(rig.sent) == 400 and rig.machine.pending == 0
         assert rig.machine.send_order_length() == 0
+        assert rig.machine.deadlines_kept() <= 64 + 1  # answered long before their deadlines
+
+    def test_the_deadlines_of_waiting_requesters_survive_the_clean_up(self) -> None:
+        rig = Rig(ready=False)  # nothing goes out: every request waits for its deadline
+        for n in range(300):
+            rig.go(rig.machine.request(f"w{n}", USD, 1000 + n))
+        rig.go(rig.machine.request("early", CancelInput(1), 5))
+        assert rig.machine.deadlines_kept() == 301 and rig.machine.next_deadline() == 5
+        assert settled(rig.machine.expire(1000 + 299)) == {"early": NotReady(),
+                                                           **{f"w{n}": NotReady() for n in range(300)}}
 
     def test_unanswered_frames_beyond_the_cap_are_forgotten_once_settled(
             self, monkeypatch: pytest.MonkeyPatch) -> None:
