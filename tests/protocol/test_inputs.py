@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from bfxd.protocol import FundingOffer, Notification, OfferBook, OffersSnapshot, inputs
+from bfxd.protocol.input_effects import Effect, Record, Routed, SendFrame, Settle
 from bfxd.protocol.input_kinds import (
     Answered,
     CancelInput,
@@ -24,7 +25,7 @@ from bfxd.protocol.input_kinds import (
     TimedOut,
     offer_matches,
 )
-from bfxd.protocol.inputs import Effect, InputMachine, Record, Routed, SendFrame, Settle
+from bfxd.protocol.inputs import InputMachine
 
 USD = SubmitInput(symbol="fUSD", amount="150", rate="0.0002", period=2)
 

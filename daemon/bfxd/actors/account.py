@@ -62,7 +62,8 @@ from bfxd.protocol import (
     OfferUpdate,
     calc_frame,
 )
-from bfxd.protocol.inputs import Effect, InputMachine, Record, Routed, SendFrame, Settle
+from bfxd.protocol.input_effects import Effect, Record, Routed, SendFrame, Settle
+from bfxd.protocol.inputs import InputMachine
 from bfxd.protocol.pacing import Pace
 
 log = structlog.get_logger()
