@@ -8,8 +8,8 @@ import trio.testing
 
 from bfxd.actors.channels import take_waiting
 from bfxd.actors.client_output import Output, write_lines
-from bfxd.actors.inbox import _forward_events
 from bfxd.actors.messages import OfferWatchEvent, WatcherCutOff
+from bfxd.actors.watch_stream import forward_events
 
 
 def _stream_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
@@ -78,7 +78,7 @@ async def test_a_watch_keeps_up_with_a_router_that_hands_on_bursts(nursery: trio
     outcome: list[str] = []
 
     async def forward() -> None:
-        outcome.append(await _forward_events(events, out_in))
+        outcome.append(await forward_events(events, out_in))
 
     async def client_reads() -> None:  # the writer and a client that keeps up, one batch per turn
         async for line in out:

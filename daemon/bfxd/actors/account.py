@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import TypeVar
 
 import structlog
 import trio
 
 from bfxd.actors.account_settings import AccountSettings
 from bfxd.actors.account_state import ACCOUNT_EVENTS, AccountState, CalcSchedule
-from bfxd.actors.channels import take_waiting
+from bfxd.actors.channels import deliver_once, take_waiting
 from bfxd.actors.frame_outbox import FrameOutbox
 from bfxd.actors.messages import (
     AccountCommand,
@@ -48,9 +47,9 @@ from bfxd.actors.messages import (
     SetPace,
     Subscribe,
     WatcherCutOff,
-    WatchEvent,
 )
 from bfxd.actors.session import SessionBoard
+from bfxd.actors.watchers import Watchers
 from bfxd.protocol import (
     ErrorEvent,
     FundingOffer,
@@ -67,7 +66,6 @@ from bfxd.protocol.inputs import InputMachine
 from bfxd.protocol.pacing import Pace
 
 log = structlog.get_logger()
-T = TypeVar("T")
 
 RouterInput = FromLink | LinkDown | SessionReady | SessionHeld
 CALC_TURN = None  # a calc frame's place in the pacer's queue: its keys are taken when its turn comes
@@ -126,7 +124,7 @@ class AccountRouter:
         self._authenticated_generation: int | None = None
         self._synced_generation: int | None = None  # the link whose fos snapshot the book holds
         self._last_dead_generation = 0
-        self._watchers: list[trio.MemorySendChannel[WatchEvent]] = []
+        self._watchers = Watchers()
         self._answered = 0  # outcomes delivered so far
         self._timer = trio.CancelScope()  # its deadline is the machine's next one
 
@@ -203,25 +201,25 @@ class AccountRouter:
             for each in command.commands:
                 self._on_input(each)
         elif isinstance(command, Read):
-            _deliver(command.reply, command.query(self))
+            deliver_once(command.reply, command.query(self))
         elif isinstance(command, ReadSynced):
             if self.account.hold_unless_synced(command):
-                _deliver(command.reply, command.query(self))
+                deliver_once(command.reply, command.query(self))
         elif isinstance(command, RequestCalc):
             self._want_calc(self.account.calc_keys(refresh=command.refresh))
         elif isinstance(command, AwaitGone):
             if command.offer_id in self.book:
                 self._gone_waiters.setdefault(command.offer_id, []).append(command.reply)
             else:
-                _deliver(command.reply, None)
+                deliver_once(command.reply, None)
         elif isinstance(command, SetPace):
             self.pace = Pace(command.per_second, command.burst)
             self._turn_waiting.set()  # the pacer re-reads the pace for what is queued
             self._note_queue()
         elif isinstance(command, Subscribe):
-            self._watchers.append(command.events)
+            self._watchers.add(command.events)
         elif isinstance(command, Probe):
-            _deliver(command.reply, None)
+            deliver_once(command.reply, None)
 
     def _on_input(self, command: InputCommand) -> None:
         self._carry_out(self.inputs.request(command.requester, command.spec, command.deadline))
@@ -257,7 +255,7 @@ class AccountRouter:
                 self.slow_down(event.message)
         elif isinstance(event, Notification):
             if self._watchers:
-                self._broadcast(NotificationWatchEvent.rendered(event))
+                self._watchers.broadcast(NotificationWatchEvent.rendered(event))
             effects = self.inputs.notification(generation, event)
             if not effects:
                 log.info("notification.received", type=event.type, status=event.status, text=event.text,
@@ -274,11 +272,11 @@ class AccountRouter:
                     burst.append(OfferWatchEvent.rendered(change))
                 if change.action == "cancel" and change.offer.id in self._gone_waiters:
                     for reply in self._gone_waiters.pop(change.offer.id):
-                        _deliver(reply, change.offer)
+                        deliver_once(reply, change.offer)
             if len(burst) == 1:
-                self._broadcast(burst[0])
+                self._watchers.broadcast(burst[0])
             elif burst:
-                self._broadcast(LinesWatchEvent(b"".join(e.line for e in burst)))
+                self._watchers.broadcast(LinesWatchEvent(b"".join(e.line for e in burst)))
             self.board.offers = len(self.book)
             if isinstance(event, OffersSnapshot) and generation > self._last_dead_generation:
                 self._synced_generation = generation
@@ -293,11 +291,11 @@ class AccountRouter:
         for name, fields in applied.logs:
             (log.warning if name == "exchange.bad_row" else log.info)(name, **fields)
         if len(applied.watch) == 1:
-            self._broadcast(applied.watch[0])
+            self._watchers.broadcast(applied.watch[0])
         elif applied.watch:  # a snapshot: one item per watcher, however many rows (see the offers above)
-            self._broadcast(LinesWatchEvent(b"".join(e.line for e in applied.watch)))
+            self._watchers.broadcast(LinesWatchEvent(b"".join(e.line for e in applied.watch)))
         for read in applied.reads:
-            _deliver(read.reply, read.query(self))
+            deliver_once(read.reply, read.query(self))
         self._want_calc(applied.calc)
 
     def _want_calc(self, keys: list[str]) -> None:
@@ -321,7 +319,7 @@ class AccountRouter:
             if isinstance(effect, Settle):
                 requester = effect.requester
                 assert isinstance(requester, Requester)
-                _deliver(requester.reply, effect.outcome)
+                deliver_once(requester.reply, effect.outcome)
                 self._answered += 1
             elif isinstance(effect, SendFrame):
                 self._queue_turn(effect)
@@ -365,20 +363,6 @@ class AccountRouter:
                     queued=len(self._turns))
         self._note_queue()
 
-    def _broadcast(self, event: WatchEvent) -> None:
-        for watcher in list(self._watchers):
-            try:
-                watcher.send_nowait(event)
-            except trio.WouldBlock:
-                # Cut off, not waited for (that would stall every client) and not silently skipped (it would
-                # believe it saw every change). Its handler drains, then tells the client why.
-                log.warning("watch.client_lagging", buffered=watcher.statistics().current_buffer_used)
-                self._watchers.remove(watcher)
-                watcher.close()
-            except trio.BrokenResourceError:
-                self._watchers.remove(watcher)  # the client left
-                watcher.close()
-
     def shut_down(self) -> None:
         self._carry_out(self.inputs.shut_down())
         for replies in self._gone_waiters.values():
@@ -386,9 +370,7 @@ class AccountRouter:
                 reply.close()  # no answer: the waiter sees the end of the channel (the daemon is stopping)
         self._gone_waiters.clear()
         self.account.shut_down()
-        for watcher in self._watchers:
-            _deliver(watcher, WatcherCutOff("daemon stopping"))
-        self._watchers.clear()
+        self._watchers.end_all(WatcherCutOff("daemon stopping"))
 
 
 def _rate_limited(text: str) -> bool:
@@ -398,12 +380,3 @@ def _rate_limited(text: str) -> bool:
 
 def _ids(requesters: tuple[object, ...]) -> list[str]:
     return [r.request_id for r in requesters if isinstance(r, Requester)]
-
-
-def _deliver(channel: trio.MemorySendChannel[T], value: T) -> None:
-    """Send the one and only reply without ever blocking the router; a requester that left is simply skipped."""
-    try:
-        channel.send_nowait(value)
-    except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
-        pass
-    channel.close()

@@ -90,3 +90,12 @@ def take_waiting(channel: trio.MemoryReceiveChannel[T], limit: int = 64) -> list
         waiting = 1 + len(items)
         gauge.observe(waiting + channel.statistics().current_buffer_used if len(items) == limit else waiting)
     return items
+
+
+def deliver_once(channel: trio.MemorySendChannel[T], value: T) -> None:
+    """Send the one and only reply without ever blocking the sender; a receiver that left is simply skipped."""
+    try:
+        channel.send_nowait(value)
+    except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    channel.close()

@@ -30,12 +30,11 @@ import trio
 
 from bfxd.access import decide, forbidden_message, peer_groups
 from bfxd.actors.api import AccountClient
-from bfxd.actors.channels import take_waiting
-from bfxd.actors.client_output import RECEIVE_BYTES, WATCH_BATCH, Output, linger, send_line, write_lines
-from bfxd.actors.messages import WatcherCutOff, WatchEvent
+from bfxd.actors.client_output import RECEIVE_BYTES, Output, linger, send_line, write_lines
 from bfxd.actors.ops import OPS, Op, OpContext
 from bfxd.actors.refusals import RefusalLog
 from bfxd.actors.replies import Answer
+from bfxd.actors.watch_stream import ClientWatches, forward_events
 from bfxd.config import AccessConfig
 from bfxd.daemon_metrics import DaemonMetrics
 from bfxd.live import LiveSettings
@@ -188,7 +187,7 @@ class _Inbox:
         inflight = trio.Semaphore(self.settings.max_inflight)
         reading = trio.CancelScope()
         self._reader_scopes.add(reading)
-        watches = _Watches()  # this client's watches end when it leaves
+        watches = ClientWatches()  # this client's watches end when it leaves
         try:
             async with trio.open_nursery() as requests:
                 with reading:
@@ -203,7 +202,7 @@ class _Inbox:
 
     async def _read_lines(self, stream: trio.SocketStream, buffer: LineBuffer, inflight: trio.Semaphore,
                           requests: trio.Nursery, client: _Client, numbers: Iterator[int], output: Output,
-                          watches: _Watches) -> None:
+                          watches: ClientWatches) -> None:
         while True:
             if inflight.value == self.settings.max_inflight:  # no request in flight, no watch (it holds one)
                 with trio.move_on_after(self.settings.idle_timeout) as waiting:
@@ -261,14 +260,14 @@ class _Inbox:
                                                    self.metrics))
         return job
 
-    async def _finish(self, job: _Job, output: Output, inflight: trio.Semaphore, watches: _Watches) -> None:
+    async def _finish(self, job: _Job, output: Output, inflight: trio.Semaphore, watches: ClientWatches) -> None:
         with output.queue:
             try:
                 await self._complete(job, output, watches)
             finally:
                 inflight.release()
 
-    async def _complete(self, job: _Job, output: Output, watches: _Watches) -> None:
+    async def _complete(self, job: _Job, output: Output, watches: ClientWatches) -> None:
         if job.rejection is not None:
             await output.answer(job.rejection)
             return
@@ -304,7 +303,7 @@ class _Inbox:
                     self._writes_done.set()
                     self._writes_done = trio.Event()
 
-    async def _watch(self, request: Request, out: trio.MemorySendChannel[bytes], watches: _Watches) -> None:
+    async def _watch(self, request: Request, out: trio.MemorySendChannel[bytes], watches: ClientWatches) -> None:
         try:
             events = await self.account.subscribe(self.settings.watch_buffer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -319,7 +318,7 @@ class _Inbox:
             try:
                 async with trio.open_nursery() as streams:
                     streams.start_soon(self._forward_states, out)
-                    reason = await _forward_events(events, out)
+                    reason = await forward_events(events, out)
                     streams.cancel_scope.cancel()
             finally:
                 watches.discard(scope)
@@ -362,41 +361,8 @@ class _Job:
     wait: Callable[[], Awaitable[Answer]] | None = None  # started: await it for the answer
 
 
-class _Watches:
-    """The cancel scopes of one client's watches. Once the client has left, a watch that registers late (its
-    answer was still on the way) is cancelled at once rather than streaming to nobody forever."""
-
-    def __init__(self) -> None:
-        self._scopes: set[trio.CancelScope] = set()
-        self._closed = False
-
-    def add(self, scope: trio.CancelScope) -> None:
-        self._scopes.add(scope)
-        if self._closed:
-            scope.cancel()
-
-    def discard(self, scope: trio.CancelScope) -> None:
-        self._scopes.discard(scope)
-
-    def close(self) -> None:
-        self._closed = True
-        for scope in self._scopes:
-            scope.cancel()
-
-
 async def _receive(stream: trio.SocketStream) -> bytes:
     try:
         return await stream.receive_some(RECEIVE_BYTES)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         return b""  # the client left
-
-
-async def _forward_events(events: trio.MemoryReceiveChannel[WatchEvent], out: trio.MemorySendChannel[bytes]) -> str:
-    # The router hands on a burst of exchange frames per turn: move all that is waiting each turn too (without a
-    # checkpoint while the client's queue has room), or a healthy watcher would fall behind and be cut off.
-    async for first in events:
-        for event in (first, *take_waiting(events, WATCH_BATCH)):
-            if isinstance(event, WatcherCutOff):
-                return event.reason
-            await send_line(out, event.line)  # rendered once by the router for every watcher
-    return "lagging: events came faster than this client read them"
