@@ -3,9 +3,9 @@
 Each DIR holds a ``bfxd/`` package (a copy of ``daemon/`` with one change, or a checkout of an older commit).
 Every variant gets its own fast stub (bench._stub) and its own daemon; then, round after round, each variant
 runs the same closed-loop phase (100 clients, ``--count`` cancels): machine load weighs on every variant alike.
-Printed per variant: the median over the rounds of the daemon's CPU per cancel (the figure that hardly moves
-with other load) and of the rate, and the ratio of each to the first variant's. Not part of ``make bench``: a
-tool to rank the suspects of a regression, one change at a time.
+Printed per variant: the median over the rounds of the daemon's CPU per cancel, of the rate and of the round
+trip's p50 (with ``--clients 1``, the latency), and the ratio of each to the first variant's. Not part of
+``make bench``: a tool to rank the suspects of a regression, one change at a time.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 
 from bench import _harness
-from bench._harness import BURST, Daemon, Sim, Workdir
+from bench._harness import BURST, Daemon, Sim, Workdir, percentile
 from bench._load import closed_loop
 
 
-def _phase(daemon: Daemon, stub: Sim, clients: int, count: int) -> tuple[float, float]:
-    """One closed-loop phase: (daemon CPU µs per cancel, cancels per second)."""
+def _phase(daemon: Daemon, stub: Sim, clients: int, count: int) -> tuple[float, float, float]:
+    """One closed-loop phase: (daemon CPU µs per cancel, cancels per second, round trip p50 in µs)."""
     ids = stub.add_offers(count)
     daemon.wait_offers(stub.offer_count())
     daemon.full_bucket(BURST)
@@ -33,7 +33,7 @@ def _phase(daemon: Daemon, stub: Sim, clients: int, count: int) -> tuple[float, 
     daemon.phase_ended()
     if result.failures:
         raise RuntimeError(f"{len(result.failures)} cancels failed, first: {result.failures[0]}")
-    return cpu / len(result.latencies_ns) * 1e6, result.rate()
+    return cpu / len(result.latencies_ns) * 1e6, result.rate(), percentile(result.latencies_ns, 50) / 1e3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.sched_setaffinity(stub.proc.pid, cpus[:-1])
         if not args.no_pin and len(cpus) > 1:
             os.sched_setaffinity(0, cpus[:-1])
-        samples: dict[Path, list[tuple[float, float]]] = {path: [] for path, _, _ in runs}
+        samples: dict[Path, list[tuple[float, float, float]]] = {path: [] for path, _, _ in runs}
         _phase(runs[0][1], runs[0][2], args.clients, min(args.count, 1000))  # warm-up: caches, first imports
         for n in range(args.rounds):
             for path, daemon, stub in runs:
@@ -75,17 +75,18 @@ def main(argv: list[str] | None = None) -> int:
             daemon.stop()
             stub.stop()
         work.close()
-    base_cpu = statistics.median(c for c, _ in samples[args.sources[0]])
-    base_rate = statistics.median(r for _, r in samples[args.sources[0]])
+    base_cpu, base_rate, base_p50 = (statistics.median(s[i] for s in samples[args.sources[0]]) for i in range(3))
     table = []
-    print(f"{'variant':<40} {'cpu µs/cancel':>14} {'ratio':>6} {'cancels/s':>10} {'ratio':>6}")
+    print(f"{'variant':<32} {'cpu µs/cancel':>14} {'ratio':>6} {'cancels/s':>10} {'ratio':>6} {'p50 µs':>8}"
+          f" {'ratio':>6}")
     for path in args.sources:
-        cpu = statistics.median(c for c, _ in samples[path])
-        rate = statistics.median(r for _, r in samples[path])
+        cpu, rate, p50 = (statistics.median(s[i] for s in samples[path]) for i in range(3))
         table.append({"variant": str(path), "cpu_us_per_cancel": round(cpu), "cancels_per_s": round(rate),
-                      "cpu_ratio": round(cpu / base_cpu, 3), "rate_ratio": round(rate / base_rate, 3),
-                      "cpu_samples": [round(c) for c, _ in samples[path]]})
-        print(f"{str(path)[-40:]:<40} {cpu:>14.0f} {cpu / base_cpu:>6.2f} {rate:>10.0f} {rate / base_rate:>6.2f}")
+                      "p50_us": round(p50), "cpu_ratio": round(cpu / base_cpu, 3),
+                      "rate_ratio": round(rate / base_rate, 3), "p50_ratio": round(p50 / base_p50, 3),
+                      "cpu_samples": [round(s[0]) for s in samples[path]]})
+        print(f"{str(path)[-32:]:<32} {cpu:>14.0f} {cpu / base_cpu:>6.2f} {rate:>10.0f} {rate / base_rate:>6.2f}"
+              f" {p50:>8.0f} {p50 / base_p50:>6.2f}")
     print(json.dumps({"load": _harness.machine_load(), "rounds": args.rounds, "count": args.count,
                       "variants": table}))
     return 0
