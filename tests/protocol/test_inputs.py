@@ -179,6 +179,15 @@ class TestSubmit:
         rig.go(rig.machine.ready(2))
         assert [f.kind for f in rig.sent] == ["fon"]
 
+    def test_an_older_offer_that_came_to_match_is_no_confirmation(self) -> None:
+        """An offer of the symbol that was on the book when the submit went out, with other fields then, is not
+        the submit's even if the snapshot shows it with the submit's fields (an update changed it)."""
+        rig = Rig()
+        rig.book.apply(OffersSnapshot((offer(3, rate=0.0009),)))
+        rig.go(rig.machine.request("a", USD, 10))
+        rig.machine.link_down()
+        assert settled(rig.snapshot(offer(3))) == {"a": NotConfirmed()}
+
     def test_the_retry_of_a_lost_submit_takes_the_answer_not_the_abandoned_one(self) -> None:
         rig = Rig()
         rig.go(rig.machine.request("lost", USD, 5))  # the exchange lost this one: no answer will come

@@ -49,6 +49,10 @@ class OfferBook:
         """Active offers, by id, optionally of one symbol."""
         return [o for _, o in sorted(self._offers.items()) if symbol is None or o.symbol == symbol]
 
+    def ids(self, symbol: str) -> set[int]:
+        """The ids of the active offers of *symbol* (no sorting: cheaper than ``offers``)."""
+        return {offer_id for offer_id, o in self._offers.items() if o.symbol == symbol}
+
     def apply(self, event: OfferEvent) -> list[OfferChange]:
         if isinstance(event, OffersSnapshot):
             return self._replace(event.offers)

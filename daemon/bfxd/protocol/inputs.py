@@ -163,8 +163,9 @@ class InputMachine:
             self._line_by_key.setdefault((entry.policy.kind, entry.key), deque()).append(record)
         self._trim(entry.policy.kind)
         if entry.policy.after_drop == "confirm_by_snapshot":
-            entry.before = {o.id for o in self.book.offers(entry.spec.symbol)
-                            if o.id is not None and offer_matches(entry.spec, o)}
+            # Every offer of the symbol, not only those with its fields: the same exclusion (a confirmation
+            # also needs the fields to match), without a decimal comparison per offer on every submit.
+            entry.before = self.book.ids(entry.spec.symbol)
         return True
 
     def ready(self, link: int) -> list[Effect]:
