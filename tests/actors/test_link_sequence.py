@@ -23,3 +23,32 @@ def test_a_real_gap_is_confirmed_by_the_next_frame() -> None:
     assert link.feed(hb(3)) is None  # 2 was lost: suspect
     reason = link.feed(hb(4))
     assert reason is not None and "sequence gap" in reason and "2" in reason
+
+
+def test_two_garbled_frames_with_the_same_number_cost_nothing() -> None:
+    """Found by ``make fuzz``: ``[-1837]`` twice (a channel id that is also its only number), with a frame in
+    between, was taken for a confirmed gap and cost the link."""
+    link = LinkSequence(1)
+    link.feed(hb(1))
+    assert link.feed([-1837]) is None
+    assert link.feed([-1837]) is None  # out of line again, but not after -1837: garbage again
+    assert link.feed(hb(2)) is None and link.feed(hb(3)) is None
+
+
+def test_a_real_gap_behind_garbage_is_still_confirmed() -> None:
+    link = LinkSequence(1)
+    link.feed(hb(1))
+    assert link.feed(hb(3)) is None  # 2 was lost: suspect
+    assert link.feed([5, 777]) is None  # garbage takes the suspect's place
+    assert link.feed(hb(4)) is None  # out of line, not after 777: suspect again
+    reason = link.feed(hb(5))  # continues 4: the sequence really jumped
+    assert reason is not None and "sequence gap" in reason
+
+
+def test_notifications_repeat_the_auth_number_of_a_real_gap() -> None:
+    link = LinkSequence(1)
+    assert link.feed([0, "wu", [], 1, 1]) is None  # the public start (its auth number is not looked at)
+    assert link.feed([0, "wu", [], 2, 2]) is None  # the auth start
+    assert link.feed([0, "wu", [], 3, 4]) is None  # auth 3 was lost: suspect on the auth stream
+    reason = link.feed([0, "n", [0, "x"], 4, 4])  # a notification repeats the current auth number, 4
+    assert reason is not None and "auth" in reason
