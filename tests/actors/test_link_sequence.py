@@ -45,10 +45,16 @@ def test_a_real_gap_behind_garbage_is_still_confirmed() -> None:
     assert reason is not None and "sequence gap" in reason
 
 
-def test_notifications_repeat_the_auth_number_of_a_real_gap() -> None:
+def test_a_repeated_number_never_confirms_but_the_next_advancing_frame_does() -> None:
+    """Found by ``make fuzz`` too: the same garbled notification three times (its auth number repeated) must not
+    cost the link; a real auth gap is confirmed by the next account frame, past the notifications that repeat."""
+    garbled = [0, "n", [1, "fon-req", None, None, None, None, "SUCCESS", "x"], 87]
     link = LinkSequence(1)
     assert link.feed([0, "wu", [], 1, 1]) is None  # the public start (its auth number is not looked at)
     assert link.feed([0, "wu", [], 2, 2]) is None  # the auth start
-    assert link.feed([0, "wu", [], 3, 4]) is None  # auth 3 was lost: suspect on the auth stream
-    reason = link.feed([0, "n", [0, "x"], 4, 4])  # a notification repeats the current auth number, 4
+    assert all(link.feed(garbled) is None for _ in range(3))
+    assert link.feed([0, "wu", [], 3, 3]) is None  # in line: forgiven
+    assert link.feed([0, "wu", [], 4, 5]) is None  # auth 4 was lost: suspect on the auth stream
+    assert link.feed([0, "n", [0, "x"], 5, 5]) is None  # a notification repeats the current auth number, 5
+    reason = link.feed([0, "wu", [], 6, 6])  # the next account frame continues 5: the sequence really jumped
     assert reason is not None and "auth" in reason

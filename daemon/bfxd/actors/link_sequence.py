@@ -46,7 +46,8 @@ class LinkSequence:
 
 def _continues(suspect: SequenceVerdict, verdict: SequenceVerdict) -> bool:
     """Whether *verdict*'s number is the one after *suspect*'s on the same stream: the sequence really jumped.
-    On the auth stream a notification repeats the current number instead of advancing it."""
+    Strictly the next: a notification repeats the current auth number, and so does a garbled frame repeated, so
+    a repeat only takes the suspect's place (the next advancing frame confirms a real gap)."""
     if verdict.stream != suspect.stream or verdict.got is None or suspect.got is None:
         return False
-    return verdict.got == suspect.got + 1 or (verdict.stream == "auth" and verdict.got == suspect.got)
+    return verdict.got == suspect.got + 1
