@@ -230,6 +230,16 @@ class TestSendOrderMemory:
         assert rig.machine.send_order_length() == 0
         assert rig.machine.deadlines_kept() <= 64 + 1  # answered long before their deadlines
 
+    def test_a_request_that_sets_off_the_clean_up_keeps_its_deadline(self) -> None:
+        rig = Rig()
+        for n in range(64):  # answered at once: their deadlines linger, until the next request cleans up
+            rig.go(rig.machine.request(f"c{n}", CancelInput(1), 1000))
+            rig.machine.notification(1, note("foc-req", offer(1)))
+        assert rig.machine.deadlines_kept() == 64
+        rig.go(rig.machine.request("w", USD, 50))  # the heap is rebuilt as this one comes in
+        assert rig.machine.deadlines_kept() == 1 and rig.machine.next_deadline() == 50
+        assert settled(rig.machine.expire(50)) == {"w": TimedOut()}
+
     def test_the_deadlines_of_waiting_requesters_survive_the_clean_up(self) -> None:
         rig = Rig(ready=False)  # nothing goes out: every request waits for its deadline
         for n in range(300):

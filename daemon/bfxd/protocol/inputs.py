@@ -58,7 +58,8 @@ from bfxd.protocol.offer import FundingOffer
 
 # Unanswered frames of one kind remembered in the send order of a link, at the least. Far above what can be in
 # flight (inputs are paced, and every requester is settled by its deadline); the cap only ever drops a frame
-# whose requesters are all settled, so the worst a late answer to it can do is be logged as unmatched.
+# whose requesters are all settled, so a late answer to it is one to a frame never seen: unmatched, or for a
+# submit taken by a younger frame with the same fields (as the retry of a lost submit already is).
 SEND_ORDER_MEMORY = 10_000
 
 State = Literal["waiting", "queued", "sent", "in_doubt"]
@@ -130,13 +131,14 @@ class InputMachine:
     def request(self, requester: Requester, spec: InputSpec, deadline: float) -> list[Effect]:
         """A new request; *requester* must be a fresh handle."""
         policy = self._policies[type(spec)]
-        heapq.heappush(self._deadlines, (deadline, next(self._serial), requester))
-        if len(self._deadlines) > 2 * len(self._entry_of) + 64:
-            # A settled requester stays in the heap until its deadline. Rebuilt from those still waiting, the
-            # heap no longer keeps every request of the last request_timeout alive (and walked by the GC: at
-            # 2,000 cancels/s that was 70,000 objects, and full collections of 77 ms). Amortised O(1).
+        if len(self._deadlines) >= 2 * len(self._entry_of) + 64:
+            # A settled requester stays in the heap until its deadline. Rebuilt from those still waiting (before
+            # this one joins them), the heap no longer keeps every request of the last request_timeout alive (and
+            # walked by the GC: at 2,000 cancels/s that was 70,000 objects, and full collections of 77 ms).
+            # Amortised O(1).
             self._deadlines = [item for item in self._deadlines if item[2] in self._entry_of]
             heapq.heapify(self._deadlines)
+        heapq.heappush(self._deadlines, (deadline, next(self._serial), requester))
         key = policy.key(spec) if policy.joins else next(self._serial)
         entry = self._pending.get((policy.kind, key)) if policy.joins else None
         if entry is not None:
