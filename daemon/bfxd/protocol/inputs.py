@@ -325,7 +325,8 @@ class InputMachine:
                         del self._line_by_key[(kind, record.entry.key)]
 
     def deadlines_kept(self) -> int:
-        """Deadlines held, settled requesters' included (bounded: at most twice those waiting, plus 64)."""
+        """Deadlines held, settled requesters' included (a request rebuilds the heap once it holds twice as many as
+        are waiting, plus 64)."""
         return len(self._deadlines)
 
     def send_order_length(self) -> int:
