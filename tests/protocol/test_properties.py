@@ -16,7 +16,7 @@ from bfxd.protocol.account_books import CreditBook
 from bfxd.protocol.book import OfferBook
 from bfxd.protocol.client_requests import OP_NAMES, Request, parse_request
 from bfxd.protocol.client_wire import LineBuffer, RequestRejected, answer_line, rejection_line
-from bfxd.protocol.decode import decode_client_frame, decode_exchange_frame, decode_exchange_message
+from bfxd.protocol.decode import decode_client_frame, decode_exchange_frame, decode_exchange_message, load_json
 from bfxd.protocol.encode import offer_frame, offers_snapshot_frame
 from bfxd.protocol.events import (
     ClientEvent,
@@ -438,3 +438,40 @@ def test_credit_book_matches_a_dict(steps: list[tuple[str, Any]]) -> None:
             model[arg] = _credit(arg, step)
         assert [(c.action, c.credit.id) for c in changes] == expected
         assert book.credits() == [model[i] for i in sorted(model)]
+
+
+# json_values, with integers the exchange could send (orjson reads one beyond 64 bits as a float: see load_json).
+frame_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.floats() | any_text,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(any_text, children, max_size=4),
+    max_leaves=12,
+)
+
+
+class TestLoadJson:
+    @FUZZ
+    @given(frame_values)
+    def test_reads_what_the_json_module_reads(self, value: Any) -> None:
+        """The fast path (orjson) and the json module agree: the same value, or both refuse (NaN, inf)."""
+        for text in (json.dumps(value), json.dumps(value, ensure_ascii=False)):
+            try:
+                expected = json.loads(text, parse_constant=_refuse)
+            except ValueError:
+                with pytest.raises(RemoteProtocolError):
+                    load_json(text)
+                continue
+            got = load_json(text)
+            assert got == expected
+            assert _types(got) == _types(expected)  # 1 and 1.0 are equal, but an id must stay an int
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _types(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_types(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _types(v) for k, v in value.items()}
+    return type(value).__name__

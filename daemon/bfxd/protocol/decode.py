@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeGuard
 
+import orjson
+
 from bfxd.errors import RemoteProtocolError, excerpt
 from bfxd.protocol.events import (
     INFO_MAINTENANCE_END,
@@ -82,6 +84,17 @@ def load_json(text: str | bytes, *, quote: bool = True, decoder: json.JSONDecode
 
     *quote* puts an excerpt of the text in the message; pass False for text that may carry a signature.
     """
+    if decoder is _DECODER:
+        # orjson first: a fifth of the cost, and as strict (no NaN, no Infinity, no number read as inf). What it
+        # refuses goes to the json module for the verdict and the message: some of it json takes (a lone
+        # surrogate escape). One difference stays: orjson reads an integer beyond 64 bits as a float, which
+        # fails every id and count check, as no exchange field is that large.
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+        except TypeError as exc:
+            raise RemoteProtocolError(f"frame is not text: {type(text).__name__}") from exc
     if isinstance(text, (bytes, bytearray)):
         # Strict UTF-8: json.loads would also take UTF-16/32 and UTF-8-encoded surrogates ("surrogatepass").
         try:
