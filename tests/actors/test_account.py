@@ -613,7 +613,7 @@ class TestStartInput:
         assert isinstance(command, InputCommand)
         assert (command.spec, command.requester.request_id) == (CancelInput(UST), "r1")
         note = foc_note(UST)
-        command.requester.reply.send_nowait(Answered(note))
+        command.requester.reply.deliver(Answered(note))
         await trio.testing.wait_all_tasks_blocked()
         assert results == [Answered(note)]
 

@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from bfxd.actors.channels import ChannelBoard, hand_over, note_received, take_waiting
+from bfxd.actors.channels import ChannelBoard, OneShot, hand_over, note_received, take_waiting
 
 
 async def test_hand_over_with_room_does_not_checkpoint() -> None:
@@ -70,3 +70,29 @@ class TestChannelBoard:
         await receive.receive()
         note_received(receive)
         assert board.gauges["one"].peak == 2
+
+
+async def test_one_shot_keeps_the_first_value(nursery: trio.Nursery) -> None:
+    reply = OneShot[int]()
+    got: list[int] = []
+
+    async def wait() -> None:
+        got.append(await reply.receive())
+
+    nursery.start_soon(wait)
+    await trio.testing.wait_all_tasks_blocked()
+    assert got == []  # nothing delivered yet: the receiver waits
+    with trio.testing.assert_no_checkpoints():
+        reply.deliver(1)
+        reply.deliver(2)  # a second word is ignored: the first outcome stands
+        reply.close()  # nor does a close after it take it away
+    await trio.testing.wait_all_tasks_blocked()
+    assert got == [1]
+
+
+async def test_one_shot_closed_without_a_value_ends() -> None:
+    reply = OneShot[int]()
+    reply.close()
+    reply.deliver(3)  # too late: it was closed empty
+    with pytest.raises(trio.EndOfChannel):
+        await reply.receive()

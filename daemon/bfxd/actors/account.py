@@ -319,7 +319,7 @@ class AccountRouter:
             if isinstance(effect, Settle):
                 requester = effect.requester
                 assert isinstance(requester, Requester)
-                deliver_once(requester.reply, effect.outcome)
+                requester.reply.deliver(effect.outcome)
                 self._answered += 1
             elif isinstance(effect, SendFrame):
                 self._queue_turn(effect)

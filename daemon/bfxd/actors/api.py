@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import trio
 
 from bfxd.actors.account_settings import AccountSettings
-from bfxd.actors.channels import ChannelBoard
+from bfxd.actors.channels import ChannelBoard, OneShot
 from bfxd.actors.messages import (
     AccountCommand,
     AccountView,
@@ -39,13 +39,13 @@ T = TypeVar("T")
 class PendingInput:
     """One input on its way: its command for the router, and the channel the router answers on."""
 
-    __slots__ = ("_command", "_commands", "_replies", "_submitted")
+    __slots__ = ("_command", "_commands", "_reply", "_submitted")
 
     def __init__(self, commands: trio.MemorySendChannel[AccountCommand], spec: InputSpec, request_id: str,
                  deadline: float) -> None:
-        reply_in, self._replies = trio.open_memory_channel[Outcome](1)
+        self._reply = OneShot[Outcome]()
         self._commands = commands
-        self._command = InputCommand(Requester(request_id, reply_in), spec, deadline)
+        self._command = InputCommand(Requester(request_id, self._reply), spec, deadline)
         self._submitted: bool | None = False  # None: the router is gone
 
     @property
@@ -69,21 +69,20 @@ class PendingInput:
 
     async def outcome(self) -> Outcome:
         """The one outcome, at the request's deadline at the latest. Await it once."""
-        with self._replies:
-            if self._submitted is None:
-                return ShuttingDown()
-            if not self._submitted:
-                with trio.move_on_at(self._command.deadline) as scope:
-                    try:
-                        await self._commands.send(self._command)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
-                        return ShuttingDown()
-                if scope.cancelled_caught:
-                    return NotReady()  # the router never took it: nothing was sent
-            try:
-                return await self._replies.receive()
-            except trio.EndOfChannel:
-                return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
+        if self._submitted is None:
+            return ShuttingDown()
+        if not self._submitted:
+            with trio.move_on_at(self._command.deadline) as scope:
+                try:
+                    await self._commands.send(self._command)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return ShuttingDown()
+            if scope.cancelled_caught:
+                return NotReady()  # the router never took it: nothing was sent
+        try:
+            return await self._reply.receive()
+        except trio.EndOfChannel:
+            return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
 
 
 class AccountClient:

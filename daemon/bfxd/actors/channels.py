@@ -9,7 +9,7 @@ each actor takes what is waiting right after its first receive, so the burst it 
 from __future__ import annotations
 
 import weakref
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 import trio
@@ -99,3 +99,35 @@ def deliver_once(channel: trio.MemorySendChannel[T], value: T) -> None:
     except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     channel.close()
+
+
+_NOTHING: Any = object()  # a OneShot closed without a value
+
+
+class OneShot(Generic[T]):
+    """One value, from the router to the one request waiting for it: all a request's reply needs of a memory
+    channel, for a fraction of its cost (a channel is a state and two ends; every request makes a reply).
+
+    ``deliver`` never blocks and only its first call counts; ``close`` without a value makes ``receive`` raise
+    ``EndOfChannel``, as a closed channel would. There is exactly one receiver, and it receives once.
+    """
+
+    __slots__ = ("_arrived", "_value")
+
+    def __init__(self) -> None:
+        self._arrived = trio.Event()
+        self._value: T = _NOTHING
+
+    def deliver(self, value: T) -> None:
+        if not self._arrived.is_set():
+            self._value = value
+            self._arrived.set()
+
+    def close(self) -> None:
+        self._arrived.set()  # a value delivered before stays
+
+    async def receive(self) -> T:
+        await self._arrived.wait()
+        if self._value is _NOTHING:
+            raise trio.EndOfChannel
+        return self._value

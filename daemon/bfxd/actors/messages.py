@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
+from bfxd.actors.channels import OneShot
 from bfxd.protocol import FundingOffer, Notification
 from bfxd.protocol.account_books import (
     CreditBook,
@@ -99,8 +100,7 @@ class Requester:
     """One request's handle in the input machine: the router delivers its one outcome on *reply*."""
 
     request_id: str
-    # capacity 1: one outcome is all it is ever sent, so the router never blocks on it.
-    reply: trio.MemorySendChannel[Outcome]
+    reply: OneShot[Outcome]  # one outcome is all it is ever sent: the router never blocks on it
 
 
 @attrs.frozen
