@@ -56,8 +56,10 @@ _STOP_SLACK_S = 5.0
 
 def open_channels(board: ChannelBoard) -> tuple[Any, ExchangeChannels]:
     """Every long-lived channel between actors, with its size and the reason for it."""
-    commands = board.open("commands", 0, "inbox -> router. A hand-over: the router never blocks, so a request "
-                          "waits only until the router takes it; the backpressure when many clients send at once.")
+    commands = board.open("commands", 1024, "inbox -> router. Room for a burst from many clients at once: a "
+                          "request's input goes in without its task waiting (with no room, each of 100 busy clients' "
+                          "requests parked and woke once more); beyond it, requests wait (backpressure). The router "
+                          "refuses what waited past its deadline (not_ready, nothing sent).")
     frames = board.open("frames", 64, "auth + router -> the link's writer. The router keeps its own backlog "
                         "rather than block; 64 absorbs a cancel_all burst while the writer catches up.")
     to_auth = board.open("to_auth", 16, "connection -> auth: LinkUp/LinkDown and the few auth events of a link.")

@@ -92,9 +92,10 @@ class Request:
 class Router:
     """run_account with an AccountClient in front and the frames channel readable by the test."""
 
-    def __init__(self, *, frames_size: int = 16, pace: float = 1000.0, burst: int = 1000) -> None:
+    def __init__(self, *, frames_size: int = 16, pace: float = 1000.0, burst: int = 1000,
+                 commands_size: int = 0) -> None:
         self.board = SessionBoard()
-        self.commands, commands_out = trio.open_memory_channel[AccountCommand](0)
+        self.commands, commands_out = trio.open_memory_channel[AccountCommand](commands_size)
         self.events, events_out = trio.open_memory_channel[RouterInput](64)
         frames_in, self.frames = trio.open_memory_channel[OutboundFrame](frames_size)
         self.client = AccountClient(self.commands, self.board)
@@ -616,6 +617,26 @@ class TestStartInput:
         command.requester.reply.deliver(Answered(note))
         await trio.testing.wait_all_tasks_blocked()
         assert results == [Answered(note)]
+
+    async def test_a_command_that_waited_past_its_deadline_is_not_sent(
+        self, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+    ) -> None:
+        """Taken from the command channel after its deadline (a router far behind), an input is answered NotReady
+        and never sent, though the session is ready; one that waited beside it, within its deadline, goes out."""
+        harness = Router(commands_size=4)
+        harness.nursery = nursery
+        await nursery.start(harness.run)
+        await harness.ready(1)
+        now = trio.current_time()
+        late = harness.client.start(CancelInput(UST), request_id="r1", deadline=now + 1)
+        in_time = harness.client.start(CancelInput(USD), request_id="r2", deadline=now + 60)
+        autojump_clock.jump(2)  # before the router has run again: both waited 2 s in the channel
+        await trio.testing.wait_all_tasks_blocked()
+        assert harness.sent() == [(1, USD)]
+        assert await late.outcome() == NotReady()
+        note = foc_note(USD)
+        await harness.send(FromLink(1, note))
+        assert await in_time.outcome() == Answered(note)
 
     async def test_answered_requester_runs_before_the_rest_of_the_burst(
         self, router: Router, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock

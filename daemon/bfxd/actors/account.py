@@ -62,6 +62,7 @@ from bfxd.protocol import (
     calc_frame,
 )
 from bfxd.protocol.input_effects import Effect, Record, Routed, SendFrame, Settle
+from bfxd.protocol.input_kinds import NotReady
 from bfxd.protocol.inputs import InputMachine
 from bfxd.protocol.pacing import Pace
 
@@ -222,6 +223,12 @@ class AccountRouter:
             deliver_once(command.reply, None)
 
     def _on_input(self, command: InputCommand) -> None:
+        if command.deadline <= trio.current_time():
+            # It waited in the command channel past its deadline (a router far behind): its requester has been
+            # told nothing yet, and nothing is sent for it, as when the channel had no room until the deadline.
+            command.requester.reply.deliver(NotReady())
+            self._answered += 1
+            return
         self._carry_out(self.inputs.request(command.requester, command.spec, command.deadline))
         if command.deadline < self._timer.deadline:
             self._timer.deadline = command.deadline

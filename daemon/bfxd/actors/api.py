@@ -1,8 +1,9 @@
 """The exchange side's internal API, as the ops (and the tests) use it.
 
 ``AccountClient`` hands requests to the account router and waits for their outcome. The router's input machine
-settles every input by its deadline, so waiting needs no timeout here; the one case decided here is a router too
-busy to take the request before its deadline (``NotReady``: nothing was sent).
+settles every input by its deadline, so waiting needs no timeout here; the one case decided here is a command
+channel with no room until the deadline (``NotReady``: nothing was sent). A command that found room but waited
+there past its deadline, the router answers ``NotReady`` itself.
 """
 
 from __future__ import annotations
