@@ -61,6 +61,28 @@ async def test_answer_waits_for_a_send_in_progress(nursery: trio.Nursery) -> Non
     assert await _read_exactly(client, len(big) + 6) == big + b"small\n"
 
 
+async def test_an_answer_with_room_in_the_socket_takes_no_task_step() -> None:
+    """The answer path's last hop: with room in the socket's buffer the bytes go out without a checkpoint."""
+    ours, client = _stream_pair()
+    queue, _lines = trio.open_memory_channel[bytes](4)
+    output = Output(ours, queue)
+    with trio.testing.assert_no_checkpoints():
+        await output.answer(b"answer\n")
+    assert await _read_exactly(client, 7) == b"answer\n"
+
+
+async def test_a_closed_stream_is_a_client_gone_not_a_write_elsewhere() -> None:
+    """Once our side is closed its descriptor number is free for the next socket: a send must not use it."""
+    ours, _client = _stream_pair()
+    queue, _lines = trio.open_memory_channel[bytes](4)
+    output = Output(ours, queue)
+    await ours.aclose()
+    bystander, bystander_peer = _stream_pair()  # may well get the number ours had
+    assert await output.send(b"late\n") is False
+    await bystander.send_all(b"own\n")
+    assert await _read_exactly(bystander_peer, 4) == b"own\n"  # nothing of ours came first
+
+
 async def test_departed_client_is_reported() -> None:
     ours, client = _stream_pair()
     await client.aclose()

@@ -3,6 +3,8 @@ bounded queue drained by a writer task in batches; and the gentle close."""
 
 from __future__ import annotations
 
+import os
+
 import trio
 
 from bfxd.actors.channels import hand_over, take_waiting
@@ -52,8 +54,10 @@ class Output:
             await state.idle.wait()
         state.sending = True  # no checkpoint before the bytes go out, in the usual case
         try:
-            await state.stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            sent = _write_now(state.stream, data)
+            if sent < len(data):  # the socket's buffer is full: wait for room the trio way
+                await state.stream.send_all(memoryview(data)[sent:])
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return False
         finally:
             state.sending = False
@@ -74,6 +78,22 @@ class _SocketState:
         self.idle: trio.Event | None = None  # set when the send in progress ends, for the one waiting
 
 
+
+
+def _write_now(stream: trio.SocketStream, data: bytes) -> int:
+    """Write what the socket takes at once, without trio: its ``send_all`` yields after every send, and on the
+    answer path that is one more task step per request (a fifth of the daemon's steps with 100 clients).
+
+    The descriptor is read at the moment of the write, never kept: a closed stream says -1 (EBADF, an OSError),
+    so the number can never reach a socket that reused it. ``EAGAIN`` writes nothing: the caller waits for
+    room. Python ignores SIGPIPE, so a client that left is an OSError (EPIPE), not a signal.
+    """
+    if not data:
+        return 0
+    try:
+        return os.write(stream.socket.fileno(), data)
+    except BlockingIOError:
+        return 0
 
 
 async def send_line(out: trio.MemorySendChannel[bytes], line: bytes) -> None:
