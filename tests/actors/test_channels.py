@@ -96,3 +96,42 @@ async def test_one_shot_closed_without_a_value_ends() -> None:
     reply.deliver(3)  # too late: it was closed empty
     with pytest.raises(trio.EndOfChannel):
         await reply.receive()
+
+
+def test_one_shot_calls_back_once_on_delivery() -> None:
+    reply = OneShot[int]()
+    calls: list[str] = []
+    reply.when_delivered(lambda: calls.append("settled"))
+    assert calls == []  # registered, not called: nothing is in yet
+    reply.deliver(1)
+    assert calls == ["settled"]  # synchronously, inside deliver
+    reply.deliver(2)
+    reply.close()
+    assert calls == ["settled"]  # later words call nothing
+
+
+def test_one_shot_calls_back_at_once_when_already_settled() -> None:
+    delivered, closed = OneShot[int](), OneShot[int]()
+    delivered.deliver(5)
+    closed.close()
+    calls: list[str] = []
+    delivered.when_delivered(lambda: calls.append("delivered"))
+    closed.when_delivered(lambda: calls.append("closed"))
+    assert calls == ["delivered", "closed"]
+
+
+async def test_one_shot_close_calls_back_too() -> None:
+    reply = OneShot[int]()
+    calls: list[str] = []
+    reply.when_delivered(lambda: calls.append("closed"))
+    reply.close()
+    assert calls == ["closed"]  # the waiter learns the end as it would learn a value
+    with pytest.raises(trio.EndOfChannel):
+        await reply.receive()
+
+
+async def test_one_shot_with_a_value_receives_without_a_checkpoint() -> None:
+    reply = OneShot[int]()
+    reply.deliver(7)
+    with trio.testing.assert_no_checkpoints():
+        assert await reply.receive() == 7

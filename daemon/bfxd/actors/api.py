@@ -68,6 +68,14 @@ class PendingInput:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._submitted = None
 
+    def when_settled(self, then: Callable[[], None]) -> bool:
+        """Call *then* once the outcome is in, and return True; False (nothing registered) if the input is not
+        with the router yet: ``outcome`` must run now to hand it over."""
+        if not self._submitted:
+            return False
+        self._reply.when_delivered(then)
+        return True
+
     async def outcome(self) -> Outcome:
         """The one outcome, at the request's deadline at the latest. Await it once."""
         if self._submitted is None:

@@ -9,6 +9,7 @@ each actor takes what is waiting right after its first receive, so the burst it 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -109,25 +110,42 @@ class OneShot(Generic[T]):
     channel, for a fraction of its cost (a channel is a state and two ends; every request makes a reply).
 
     ``deliver`` never blocks and only its first call counts; ``close`` without a value makes ``receive`` raise
-    ``EndOfChannel``, as a closed channel would. There is exactly one receiver, and it receives once.
+    ``EndOfChannel``, as a closed channel would. There is exactly one receiver, and it receives once; a value
+    already there is received without a checkpoint (a request task started for it finishes in one step).
+    ``when_delivered`` registers the one function to call, synchronously, once the value (or the close) is in.
     """
 
-    __slots__ = ("_arrived", "_value")
+    __slots__ = ("_arrived", "_then", "_value")
 
     def __init__(self) -> None:
         self._arrived = trio.Event()
         self._value: T = _NOTHING
+        self._then: Callable[[], None] | None = None
 
     def deliver(self, value: T) -> None:
         if not self._arrived.is_set():
             self._value = value
-            self._arrived.set()
+            self._settle()
 
     def close(self) -> None:
-        self._arrived.set()  # a value delivered before stays
+        if not self._arrived.is_set():  # a value delivered before stays
+            self._settle()
+
+    def when_delivered(self, then: Callable[[], None]) -> None:
+        if self._arrived.is_set():
+            then()
+        else:
+            self._then = then
+
+    def _settle(self) -> None:
+        self._arrived.set()
+        then, self._then = self._then, None
+        if then is not None:
+            then()
 
     async def receive(self) -> T:
-        await self._arrived.wait()
+        if not self._arrived.is_set():
+            await self._arrived.wait()
         if self._value is _NOTHING:
             raise trio.EndOfChannel
         return self._value

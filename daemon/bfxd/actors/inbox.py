@@ -31,7 +31,8 @@ import trio
 from bfxd.access import decide, forbidden_message, peer_groups
 from bfxd.actors.api import AccountClient
 from bfxd.actors.client_output import RECEIVE_BYTES, Output, linger, send_line, write_lines
-from bfxd.actors.ops import OPS, Op, OpContext
+from bfxd.actors.late_starts import LateStarts
+from bfxd.actors.ops import OPS, AfterOutcome, Op, OpContext
 from bfxd.actors.refusals import RefusalLog
 from bfxd.actors.replies import Answer
 from bfxd.actors.watch_stream import ClientWatches, forward_events
@@ -188,21 +189,26 @@ class _Inbox:
         reading = trio.CancelScope()
         self._reader_scopes.add(reading)
         watches = ClientWatches()  # this client's watches end when it leaves
+        late: LateStarts | None = None
         try:
             async with trio.open_nursery() as requests:
+                late = LateStarts(requests)
                 with reading:
-                    await self._read_lines(stream, buffer, inflight, requests, client, request_numbers, output,
-                                           watches)
+                    await self._read_lines(stream, buffer, inflight, late, requests, client, request_numbers,
+                                           output, watches)
                 if not reading.cancelled_caught:  # the client left: its watches end now
                     watches.close()
                 # else stopping: the router ends each watch (watch_ended, "daemon stopping") after the events it
                 # still holds; the clients' backstop deadline covers a watcher that does not read them.
+                await late.wait_all_started()  # every request runs to its outcome, the client there or not
         finally:
+            if late is not None:
+                late.close()
             self._reader_scopes.discard(reading)
 
     async def _read_lines(self, stream: trio.SocketStream, buffer: LineBuffer, inflight: trio.Semaphore,
-                          requests: trio.Nursery, client: _Client, numbers: Iterator[int], output: Output,
-                          watches: ClientWatches) -> None:
+                          late: LateStarts, requests: trio.Nursery, client: _Client, numbers: Iterator[int],
+                          output: Output, watches: ClientWatches) -> None:
         while True:
             if inflight.value == self.settings.max_inflight:  # no request in flight, no watch (it holds one)
                 with trio.move_on_after(self.settings.idle_timeout) as waiting:
@@ -223,11 +229,14 @@ class _Inbox:
                         await inflight.acquire()
                     request_id = f"{client.id}.{next(numbers)}"
                     # Begun here, in the reader: an input reaches the router without waiting for its own task
-                    # to be scheduled first. The task waits for the answer and writes it; it is started inside
-                    # the binding, so its copy of the context carries the request id too.
+                    # to be scheduled first. The task waits for the answer and writes it; it is started (or, for
+                    # a single input, registered to start once its outcome is in: late_starts.py) inside the
+                    # binding, so its copy of the context carries the request id too.
                     with structlog.contextvars.bound_contextvars(request_id=request_id):
                         job = self._begin(line, request_id, client)
-                        requests.start_soon(self._finish, job, output.clone(), inflight, watches)
+                        task = partial(self._finish, job, output.clone(), inflight, watches)
+                        if not (isinstance(job.wait, AfterOutcome) and late.start_when_settled(job.wait, task)):
+                            requests.start_soon(task)
             except LineTooLong as exc:
                 log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
                 await send_line(output.queue, wire.error_line(None, None, wire.BAD_REQUEST,

@@ -19,7 +19,7 @@ import attrs
 import trio
 
 import bfxd
-from bfxd.actors.api import AccountClient
+from bfxd.actors.api import AccountClient, PendingInput
 from bfxd.actors.replies import Answer, Reply, cancel_reply, refused, submit_reply
 from bfxd.daemon_metrics import DaemonMetrics
 from bfxd.logconfig import log_health
@@ -40,7 +40,7 @@ from bfxd.protocol.client_requests import (
     WalletsRequest,
     WatchRequest,
 )
-from bfxd.protocol.input_kinds import CancelInput, SubmitInput
+from bfxd.protocol.input_kinds import CancelInput, Outcome, SubmitInput
 
 PROTOCOL_VERSION = 1  # the socket protocol's version, as ``hello`` tells it; raised on an incompatible change
 WATCH_EVENTS = ("credit", "loan", "notification", "offer", "state", "wallet", "watch_ended")
@@ -63,6 +63,23 @@ class Op:
     audit: Callable[[Any], dict[str, Any]] = lambda request: {}  # fields of command.received (and .completed)
     writes: bool = False  # sends inputs to the exchange: drained on shutdown, the "trade" role
     streaming: bool = False  # answers, then streams events (the inbox runs it: there is no final wait)
+
+
+class AfterOutcome:
+    """The wait of an op that is one exchange input, its answer made from the input's outcome alone. The inbox
+    may start the request's task only once that outcome is in (``when_settled``): the task then runs start to
+    finish in one step, where it took two (start and wait; woken, answer)."""
+
+    __slots__ = ("_answer", "_pending")
+
+    def __init__(self, pending: PendingInput, answer: Callable[[Outcome], Answer]) -> None:
+        self._pending, self._answer = pending, answer
+
+    async def __call__(self) -> Answer:
+        return self._answer(await self._pending.outcome())
+
+    def when_settled(self, then: Callable[[], None]) -> bool:
+        return self._pending.when_settled(then)
 
 
 @functools.cache
@@ -124,11 +141,8 @@ def _begin_cancel(request: CancelRequest, context: OpContext) -> Wait:
     if (expired := _expired(request, wait)) is not None:
         return functools.partial(_answered, expired)
     pending = context.account.start(CancelInput(request.offer_id), request_id=context.request_id, deadline=deadline)
-
-    async def finish() -> Answer:
-        reply = cancel_reply(request.offer_id, await pending.outcome(), waited_s=wait)
-        return reply.answer(request.op, request.ref)
-    return finish
+    return AfterOutcome(pending, lambda outcome: cancel_reply(request.offer_id, outcome, waited_s=wait).answer(
+        request.op, request.ref))
 
 
 async def _ready_within(account: AccountClient, deadline: float) -> bool:
@@ -196,10 +210,8 @@ def _begin_submit(request: SubmitRequest, context: OpContext) -> Wait:
     spec = SubmitInput(symbol=request.symbol, amount=request.amount, rate=request.rate, period=request.period,
                        type=request.type, flags=request.flags)
     pending = context.account.start(spec, request_id=context.request_id, deadline=deadline)
-
-    async def finish() -> Answer:
-        return submit_reply(await pending.outcome(), waited_s=wait).answer(request.op, request.ref)
-    return finish
+    return AfterOutcome(pending, lambda outcome: submit_reply(outcome, waited_s=wait).answer(request.op,
+                                                                                              request.ref))
 
 
 def _begin_replace(request: ReplaceRequest, context: OpContext) -> Wait:

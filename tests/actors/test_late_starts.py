@@ -1,0 +1,103 @@
+"""Request tasks started once their outcome is in (late_starts.py): not before, in the request's context, and
+the nursery held open until every one has started."""
+
+from __future__ import annotations
+
+import contextvars
+
+import trio
+import trio.testing
+
+from bfxd.actors.api import PendingInput
+from bfxd.actors.late_starts import LateStarts
+from bfxd.actors.ops import AfterOutcome
+from bfxd.protocol.input_kinds import CancelInput, NotReady, Outcome
+
+REQUEST = contextvars.ContextVar[str]("REQUEST", default="none")
+
+
+def _pending(submitted: bool = True) -> PendingInput:
+    send, _receive = trio.open_memory_channel[object](1)
+    pending = PendingInput(send, CancelInput(1), request_id="c1.1", deadline=trio.current_time() + 10)  # type: ignore[arg-type]
+    if submitted:
+        pending.submitted()
+    return pending
+
+
+def _deliver(pending: PendingInput, outcome: Outcome) -> None:
+    pending.command.requester.reply.deliver(outcome)  # as the router does
+
+
+async def test_the_task_starts_only_once_the_outcome_is_in(nursery: trio.Nursery) -> None:
+    pending = _pending()
+    after = AfterOutcome(pending, lambda outcome: type(outcome).__name__)  # type: ignore[arg-type,return-value]
+    answers: list[tuple[str, object]] = []
+
+    async def finish() -> None:
+        with trio.testing.assert_no_checkpoints():  # started late, the task answers in its one step
+            answers.append((REQUEST.get(), await after()))
+
+    late = LateStarts(nursery)
+    token = REQUEST.set("c1.1")
+    try:
+        assert late.start_when_settled(after, finish)
+    finally:
+        REQUEST.reset(token)
+    await trio.testing.wait_all_tasks_blocked()
+    assert answers == []  # no outcome, no task
+    _deliver(pending, NotReady())
+    await trio.testing.wait_all_tasks_blocked()
+    assert answers == [("c1.1", "NotReady")]  # the request's context, not the deliverer's
+
+
+async def test_an_input_not_yet_with_the_router_is_not_registered(nursery: trio.Nursery) -> None:
+    late = LateStarts(nursery)
+    after = AfterOutcome(_pending(submitted=False), lambda outcome: "")  # type: ignore[arg-type,return-value]
+
+    async def finish() -> None:
+        raise AssertionError("the caller starts it, not LateStarts")
+
+    assert not late.start_when_settled(after, finish)
+    with trio.testing.assert_no_checkpoints():
+        await late.wait_all_started()  # nothing is waiting for it: it must not hold the nursery open
+
+
+async def test_the_nursery_stays_open_until_every_task_has_started() -> None:
+    pending = _pending()
+    after = AfterOutcome(pending, lambda outcome: "answered")  # type: ignore[arg-type,return-value]
+    steps: list[str] = []
+
+    async def finish() -> None:
+        steps.append(await after())
+
+    async def deliver_later() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        steps.append("delivered")
+        _deliver(pending, NotReady())
+
+    async with trio.open_nursery() as outer:
+        outer.start_soon(deliver_later)
+        async with trio.open_nursery() as requests:
+            late = LateStarts(requests)
+            assert late.start_when_settled(after, finish)
+            await late.wait_all_started()
+            steps.append("all started")
+        steps.append("nursery ended")
+    assert steps[0] == "delivered" and steps[-1] == "nursery ended"  # the body waited for the late start
+    assert sorted(steps[1:-1]) == ["all started", "answered"]  # and the task ran inside the nursery
+
+
+async def test_an_outcome_after_close_starts_nothing_and_raises_nothing() -> None:
+    pending = _pending()
+    after = AfterOutcome(pending, lambda outcome: "")  # type: ignore[arg-type,return-value]
+    started: list[str] = []
+
+    async def finish() -> None:
+        started.append("started")
+
+    async with trio.open_nursery() as requests:
+        late = LateStarts(requests)
+        assert late.start_when_settled(after, finish)
+    late.close()  # the nursery was cut off with a request still waiting (the stop's backstop)
+    _deliver(pending, NotReady())  # the router delivers all the same: no error reaches it
+    assert started == []
