@@ -148,7 +148,7 @@ class Daemon:
 
     def __init__(self, work: Workdir, url: str, *, max_clients: int = 1024, log_level: str = "info",
                  env: dict[str, str] | None = None, inputs_per_second: float | None = None,
-                 input_burst: int | None = None) -> None:
+                 input_burst: int | None = None, command: list[str] | None = None) -> None:
         self.socket_path = work.new("bfxd.sock")
         self.config_path = work.new("bfxd.toml")
         self.log_path = work.new("bfxd.log")
@@ -166,7 +166,7 @@ class Daemon:
         extra = {"BFXD_API_KEY": API_KEY, "BFXD_API_SECRET": API_SECRET, "NOTIFY_SOCKET": str(notify_path),
                  **(env or {})}
         started = time.perf_counter()
-        self.proc = spawn([*BFXD, "run", "-c", str(self.config_path)], stdout=self._log,
+        self.proc = spawn([*(command or BFXD), "run", "-c", str(self.config_path)], stdout=self._log,
                           stderr=subprocess.STDOUT, env=child_env("daemon", **extra), cwd="/")
         try:
             self.ready_s = self._wait_notify(b"READY=1", timeout=30) - started
