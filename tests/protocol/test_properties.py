@@ -16,7 +16,13 @@ from bfxd.protocol.account_books import CreditBook
 from bfxd.protocol.book import OfferBook
 from bfxd.protocol.client_requests import OP_NAMES, Request, parse_request
 from bfxd.protocol.client_wire import LineBuffer, RequestRejected, answer_line, rejection_line
-from bfxd.protocol.decode import decode_client_frame, decode_exchange_frame, decode_exchange_message, load_json
+from bfxd.protocol.decode import (
+    ORJSON_MAX_CHARS,
+    decode_client_frame,
+    decode_exchange_frame,
+    decode_exchange_message,
+    load_json,
+)
 from bfxd.protocol.encode import offer_frame, offers_snapshot_frame
 from bfxd.protocol.events import (
     ClientEvent,
@@ -463,6 +469,15 @@ class TestLoadJson:
             got = load_json(text)
             assert got == expected
             assert _types(got) == _types(expected)  # 1 and 1.0 are equal, but an id must stay an int
+
+
+    def test_a_large_frame_goes_to_the_json_module(self) -> None:
+        """A snapshot-sized frame skips orjson, whose peak memory malloc keeps; an integer beyond 64 bits tells
+        which parser read it (orjson reads it as a float)."""
+        huge = 2**70
+        assert isinstance(load_json(f"[{huge}]")[0], float)  # small: orjson
+        padding = "x" * ORJSON_MAX_CHARS
+        assert load_json(f'[{huge},"{padding}"]')[0] == huge  # large: the json module, exact
 
 
 def _refuse(name: str) -> Any:
