@@ -83,6 +83,46 @@ async def test_a_closed_stream_is_a_client_gone_not_a_write_elsewhere() -> None:
     assert await _read_exactly(bystander_peer, 4) == b"own\n"  # nothing of ours came first
 
 
+class TestAnswerNowait:
+    """The answer written from the router's step (late_starts.py): never a wait, never bytes out of order."""
+
+    async def test_an_idle_socket_takes_the_answer_at_once(self) -> None:
+        ours, client = _stream_pair()
+        queue, _lines = trio.open_memory_channel[bytes](4)
+        output = Output(ours, queue)
+        assert output.has_room()
+        output.answer_nowait(b"answer\n")
+        assert queue.statistics().current_buffer_used == 0
+        assert await _read_exactly(client, 7) == b"answer\n"
+
+    async def test_what_the_socket_does_not_take_is_queued_first(self, nursery: trio.Nursery) -> None:
+        ours, client = _stream_pair()
+        queue, lines = trio.open_memory_channel[bytes](4)
+        output = Output(ours, queue)
+        big = bytes(range(256)) * (16 * 1024) + b"\n"  # 4 MB: far more than the socket buffers hold
+        output.answer_nowait(big)
+        assert queue.statistics().current_buffer_used == 1  # the rest, for the writer
+        output.answer_nowait(b"next\n")  # behind it, not into the socket before it
+        nursery.start_soon(write_lines, output, lines)
+        assert await _read_exactly(client, len(big) + 5) == big + b"next\n"
+
+    async def test_a_full_queue_has_no_room(self) -> None:
+        ours, _client = _stream_pair()
+        queue, _lines = trio.open_memory_channel[bytes](1)
+        output = Output(ours, queue)
+        queue.send_nowait(b"event\n")
+        assert not output.has_room()  # the inbox then starts a task that waits for room
+
+    async def test_a_departed_client_is_no_error(self) -> None:
+        ours, client = _stream_pair()
+        queue, _lines = trio.open_memory_channel[bytes](4)
+        output = Output(ours, queue)
+        await ours.aclose()
+        output.answer_nowait(b"late\n")  # nothing raised, nothing queued: the outcome is in the log
+        assert queue.statistics().current_buffer_used == 0
+        await client.aclose()
+
+
 async def test_departed_client_is_reported() -> None:
     ours, client = _stream_pair()
     await client.aclose()

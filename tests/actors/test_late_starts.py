@@ -1,10 +1,12 @@
-"""Request tasks started once their outcome is in (late_starts.py): not before, in the request's context, and
-the nursery held open until every one has started."""
+"""Requests finished once their outcome is in (late_starts.py): not before, in the request's context, by a task
+only when finishing at once is not possible, and the nursery held open until every one is done or started."""
 
 from __future__ import annotations
 
 import contextvars
 
+import structlog
+import structlog.testing
 import trio
 import trio.testing
 
@@ -24,6 +26,10 @@ def _pending(submitted: bool = True) -> PendingInput:
     return pending
 
 
+def _cannot_finish_now() -> bool:
+    return False  # the client's queue is full: a task must wait for room
+
+
 def _deliver(pending: PendingInput, outcome: Outcome) -> None:
     pending.command.requester.reply.deliver(outcome)  # as the router does
 
@@ -37,10 +43,11 @@ async def test_the_task_starts_only_once_the_outcome_is_in(nursery: trio.Nursery
         with trio.testing.assert_no_checkpoints():  # started late, the task answers in its one step
             answers.append((REQUEST.get(), await after()))
 
-    late = LateStarts(nursery)
+    late = LateStarts()
+    late.open(nursery)
     token = REQUEST.set("c1.1")
     try:
-        assert late.start_when_settled(after, finish)
+        assert late.start_when_settled(after, finish, _cannot_finish_now)
     finally:
         REQUEST.reset(token)
     await trio.testing.wait_all_tasks_blocked()
@@ -51,13 +58,14 @@ async def test_the_task_starts_only_once_the_outcome_is_in(nursery: trio.Nursery
 
 
 async def test_an_input_not_yet_with_the_router_is_not_registered(nursery: trio.Nursery) -> None:
-    late = LateStarts(nursery)
+    late = LateStarts()
+    late.open(nursery)
     after = AfterOutcome(_pending(submitted=False), lambda outcome: "")  # type: ignore[arg-type,return-value]
 
     async def finish() -> None:
         raise AssertionError("the caller starts it, not LateStarts")
 
-    assert not late.start_when_settled(after, finish)
+    assert not late.start_when_settled(after, finish, _cannot_finish_now)
     with trio.testing.assert_no_checkpoints():
         await late.wait_all_started()  # nothing is waiting for it: it must not hold the nursery open
 
@@ -78,8 +86,9 @@ async def test_the_nursery_stays_open_until_every_task_has_started() -> None:
     async with trio.open_nursery() as outer:
         outer.start_soon(deliver_later)
         async with trio.open_nursery() as requests:
-            late = LateStarts(requests)
-            assert late.start_when_settled(after, finish)
+            late = LateStarts()
+            late.open(requests)
+            assert late.start_when_settled(after, finish, _cannot_finish_now)
             await late.wait_all_started()
             steps.append("all started")
         steps.append("nursery ended")
@@ -96,8 +105,55 @@ async def test_an_outcome_after_close_starts_nothing_and_raises_nothing() -> Non
         started.append("started")
 
     async with trio.open_nursery() as requests:
-        late = LateStarts(requests)
-        assert late.start_when_settled(after, finish)
+        late = LateStarts()
+        late.open(requests)
+        assert late.start_when_settled(after, finish, _cannot_finish_now)
     late.close()  # the nursery was cut off with a request still waiting (the stop's backstop)
     _deliver(pending, NotReady())  # the router delivers all the same: no error reaches it
     assert started == []
+
+
+async def test_a_request_finished_at_once_needs_no_task(nursery: trio.Nursery) -> None:
+    pending = _pending()
+    after = AfterOutcome(pending, lambda outcome: type(outcome).__name__)  # type: ignore[arg-type,return-value]
+    finished: list[tuple[str, object]] = []
+
+    async def task() -> None:
+        raise AssertionError("finished at once: no task")
+
+    def finish_now() -> bool:
+        finished.append((REQUEST.get(), after.answer_now()))
+        return True
+
+    late = LateStarts()
+    late.open(nursery)
+    token = REQUEST.set("c1.2")
+    try:
+        assert late.start_when_settled(after, task, finish_now)
+    finally:
+        REQUEST.reset(token)
+    assert finished == []
+    _deliver(pending, NotReady())
+    assert finished == [("c1.2", "NotReady")]  # in the deliverer's own step, in the request's context
+    with trio.testing.assert_no_checkpoints():
+        await late.wait_all_started()  # nothing left to wait for
+
+
+async def test_a_failing_finish_is_logged_not_raised_at_the_deliverer(nursery: trio.Nursery) -> None:
+    pending = _pending()
+    after = AfterOutcome(pending, lambda outcome: "")  # type: ignore[arg-type,return-value]
+
+    async def task() -> None:
+        raise AssertionError("not started after a failed finish")
+
+    def finish_now() -> bool:
+        raise RuntimeError("a bug")
+
+    late = LateStarts()
+    late.open(nursery)
+    assert late.start_when_settled(after, task, finish_now)
+    with structlog.testing.capture_logs() as logs:
+        _deliver(pending, NotReady())  # the router must not see the bug
+    assert [entry["event"] for entry in logs] == ["inbox.finish_failed"]
+    with trio.testing.assert_no_checkpoints():
+        await late.wait_all_started()  # and the nursery is not held open for it

@@ -322,12 +322,10 @@ class AccountRouter:
     # ---- the machine's effects --------------------------------------------------------------------------
 
     def _carry_out(self, effects: list[Effect]) -> None:
+        settled: list[Settle] = []
         for effect in effects:
             if isinstance(effect, Settle):
-                requester = effect.requester
-                assert isinstance(requester, Requester)
-                requester.reply.deliver(effect.outcome)
-                self._answered += 1
+                settled.append(effect)
             elif isinstance(effect, SendFrame):
                 self._queue_turn(effect)
             elif isinstance(effect, Routed):
@@ -339,6 +337,13 @@ class AccountRouter:
             else:
                 assert isinstance(effect, Record)
                 log.info(effect.event, **effect.fields, request_ids=_ids(effect.requesters))
+        # Outcomes last: a delivery may finish its request at once (late_starts.py), whose command.completed
+        # must follow the lines above (the notification that answered it) in the audit trail.
+        for settle in settled:
+            requester = settle.requester
+            assert isinstance(requester, Requester)
+            requester.reply.deliver(settle.outcome)
+            self._answered += 1
         self.board.pending = self.inputs.pending
 
     def _queue_turn(self, turn: SendFrame | None) -> None:

@@ -76,6 +76,13 @@ class PendingInput:
         self._reply.when_delivered(then)
         return True
 
+    def outcome_now(self) -> Outcome:
+        """The outcome, once ``when_settled`` has called back (it is in: no waiting)."""
+        try:
+            return self._reply.receive_nowait()
+        except trio.EndOfChannel:
+            return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
+
     async def outcome(self) -> Outcome:
         """The one outcome, at the request's deadline at the latest. Await it once."""
         if self._submitted is None:

@@ -146,6 +146,12 @@ class OneShot(Generic[T]):
     async def receive(self) -> T:
         if not self._arrived.is_set():
             await self._arrived.wait()
+        return self.receive_nowait()
+
+    def receive_nowait(self) -> T:
+        """The value, if it is in: ``WouldBlock`` before, ``EndOfChannel`` if closed empty."""
+        if not self._arrived.is_set():
+            raise trio.WouldBlock
         if self._value is _NOTHING:
             raise trio.EndOfChannel
         return self._value

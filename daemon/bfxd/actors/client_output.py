@@ -41,6 +41,29 @@ class Output:
         else:
             await send_line(self.queue, line)
 
+    def has_room(self) -> bool:
+        """Whether ``answer_nowait`` can take a line now."""
+        stats = self.queue.statistics()
+        return stats.current_buffer_used < stats.max_buffer_size
+
+    def answer_nowait(self, line: bytes) -> None:
+        """``answer`` without waiting, when ``has_room`` (checked in the same step: nothing can fill the queue in
+        between). Written at once when the socket is idle; what the socket does not take then, or all of it when
+        lines are queued or a send is in progress, joins the queue, in order."""
+        state = self._state
+        if self.queue.statistics().current_buffer_used == 0 and not state.sending:
+            try:
+                sent = _write_now(state.stream, line)
+            except OSError:
+                return  # the client has gone; the outcome is in the log
+            if sent == len(line):
+                return
+            line = line[sent:]  # the queue is empty and nothing is sending: the rest goes out first
+        try:
+            self.queue.send_nowait(line)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client left
+
     async def send(self, data: bytes) -> bool:
         """Write *data* now, after the send in progress if any; False if the client has gone.
 

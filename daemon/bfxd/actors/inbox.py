@@ -1,11 +1,11 @@
 """The command inbox: the Unix socket server that turns client lines into requests and answers.
 
-Per client: one reader (frames lines, parses and logs them, begins each request through its row in the
-operations table, so an exchange input reaches the router at once, and starts a task per request to wait for
-its answer), one writer (drains a bounded per-client queue in batches), and the request tasks. A final answer
-goes straight to the socket when nothing is queued and no send is in progress, else through the queue
-(``Output``); watch lines always queue. A client may pipeline: answers go out as their requests finish, each
-carrying its ``ref``.
+Per client: one reader (frames lines, parses and logs them, begins each request through its row in the operations
+table, so an exchange input reaches the router at once; a request that is one input is finished once its outcome is
+in, others get a task to wait for their answer), one writer (drains a bounded per-client queue in batches), and the
+request tasks. A final answer goes straight to the socket when nothing is queued and no send is in progress, else
+through the queue (``Output``); watch lines always queue. A client may pipeline: answers go out as their requests
+finish, each carrying its ``ref``.
 
 Isolation: nothing a client sends can disturb another. Bad lines are answered ``bad_request`` and the
 connection stays usable; a line over 64 KiB is answered, then the connection is closed. A client that leaves
@@ -189,10 +189,10 @@ class _Inbox:
         reading = trio.CancelScope()
         self._reader_scopes.add(reading)
         watches = ClientWatches()  # this client's watches end when it leaves
-        late: LateStarts | None = None
+        late = LateStarts()
         try:
             async with trio.open_nursery() as requests:
-                late = LateStarts(requests)
+                late.open(requests)
                 with reading:
                     await self._read_lines(stream, buffer, inflight, late, requests, client, request_numbers,
                                            output, watches)
@@ -202,8 +202,7 @@ class _Inbox:
                 # still holds; the clients' backstop deadline covers a watcher that does not read them.
                 await late.wait_all_started()  # every request runs to its outcome, the client there or not
         finally:
-            if late is not None:
-                late.close()
+            late.close()
             self._reader_scopes.discard(reading)
 
     async def _read_lines(self, stream: trio.SocketStream, buffer: LineBuffer, inflight: trio.Semaphore,
@@ -228,14 +227,15 @@ class _Inbox:
                     except trio.WouldBlock:
                         await inflight.acquire()
                     request_id = f"{client.id}.{next(numbers)}"
-                    # Begun here, in the reader: an input reaches the router without waiting for its own task
-                    # to be scheduled first. The task waits for the answer and writes it; it is started (or, for
-                    # a single input, registered to start once its outcome is in: late_starts.py) inside the
-                    # binding, so its copy of the context carries the request id too.
+                    # Begun here, in the reader: an input reaches the router without waiting for a task to be
+                    # scheduled first. Its task (or, for one input, its finish once the outcome is in:
+                    # late_starts.py) gets this binding's context, so its lines carry the request id too.
                     with structlog.contextvars.bound_contextvars(request_id=request_id):
                         job = self._begin(line, request_id, client)
-                        task = partial(self._finish, job, output.clone(), inflight, watches)
-                        if not (isinstance(job.wait, AfterOutcome) and late.start_when_settled(job.wait, task)):
+                        mine = output.clone()
+                        task = partial(self._finish, job, mine, inflight, watches)
+                        if not (isinstance(job.wait, AfterOutcome) and late.start_when_settled(
+                                job.wait, task, partial(self._finish_now, job, mine, inflight))):
                             requests.start_soon(task)
             except LineTooLong as exc:
                 log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
@@ -264,7 +264,7 @@ class _Inbox:
                                                 "the daemon is stopping"), wire.SHUTTING_DOWN)
         elif not op.streaming:
             if op.writes:
-                self.inflight_writes += 1  # the task's ``_run`` counts it down, whatever happens
+                self.inflight_writes += 1  # ``_wait_done`` counts it down, whatever happens
             job.wait = op.begin(request, OpContext(self.account, request_id, self.settings.request_timeout,
                                                    self.metrics))
         return job
@@ -289,11 +289,30 @@ class _Inbox:
         if answer is None:
             answer = await self._run(job)
         took = trio.current_time() - job.started
-        latency_ms = round(took * 1000, 3)
         await output.answer(answer.line)  # the answer first: the audit line is not on the client's critical path
+        self._completed(request, job, answer, took)
+
+    def _finish_now(self, job: _Job, output: Output, inflight: trio.Semaphore) -> bool:
+        """``_finish`` in the caller's own step, once the outcome is in (late_starts.py calls it then): nothing is
+        left that waits, unless the client's queue is full. False (nothing done): start the task instead."""
+        if not output.has_room():
+            return False
+        assert isinstance(job.wait, AfterOutcome) and job.request is not None
+        with output.queue:
+            try:
+                answer = job.wait.answer_now()
+                took = trio.current_time() - job.started
+                output.answer_nowait(answer.line)
+                self._completed(job.request, job, answer, took)
+            finally:
+                self._wait_done(job)
+                inflight.release()
+        return True
+
+    def _completed(self, request: Request, job: _Job, answer: Answer, took: float) -> None:
         # one dict: an answer's audit field may repeat a request's (the last word is the answer's)
-        log.info("command.completed", **{**job.fields, "outcome": answer.outcome, "latency_ms": latency_ms,
-                                         **answer.fields})
+        log.info("command.completed", **{**job.fields, "outcome": answer.outcome,
+                                         "latency_ms": round(took * 1000, 3), **answer.fields})
         self.metrics.requests(request.op, answer.outcome).inc()
         self.metrics.request_duration(request.op).observe(took)
 
@@ -306,11 +325,14 @@ class _Inbox:
             return Answer(wire.error_line(request.op, request.ref, wire.SHUTTING_DOWN, "the daemon is stopping"),
                           wire.SHUTTING_DOWN)
         finally:
-            if job.op is not None and job.op.writes:
-                self.inflight_writes -= 1
-                if not self.inflight_writes:
-                    self._writes_done.set()
-                    self._writes_done = trio.Event()
+            self._wait_done(job)
+
+    def _wait_done(self, job: _Job) -> None:
+        if job.op is not None and job.op.writes:
+            self.inflight_writes -= 1
+            if not self.inflight_writes:
+                self._writes_done.set()
+                self._writes_done = trio.Event()
 
     async def _watch(self, request: Request, out: trio.MemorySendChannel[bytes], watches: ClientWatches) -> None:
         try:

@@ -67,8 +67,8 @@ class Op:
 
 class AfterOutcome:
     """The wait of an op that is one exchange input, its answer made from the input's outcome alone. The inbox
-    may start the request's task only once that outcome is in (``when_settled``): the task then runs start to
-    finish in one step, where it took two (start and wait; woken, answer)."""
+    may finish the request only once that outcome is in (``when_settled``), with no task waiting for it
+    (late_starts.py)."""
 
     __slots__ = ("_answer", "_pending")
 
@@ -80,6 +80,10 @@ class AfterOutcome:
 
     def when_settled(self, then: Callable[[], None]) -> bool:
         return self._pending.when_settled(then)
+
+    def answer_now(self) -> Answer:
+        """The answer, once ``when_settled`` has called back."""
+        return self._answer(self._pending.outcome_now())
 
 
 @functools.cache
