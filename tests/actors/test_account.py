@@ -661,42 +661,9 @@ class TestStartInput:
         assert seen == [(Answered(note), 2)]  # the update was not applied yet …
         assert router.board.offers == 1  # … and it is now
 
-    async def test_a_request_finished_at_once_costs_the_router_no_yield(
-        self, router: Router, autojump_clock: trio.testing.MockClock
-    ) -> None:
-        """Finished in the router's own step (late_starts.py), a request has answered before the rest of the
-        burst without the router yielding for it: the burst is one task step of the router's."""
-        await router.ready(1)
-        pending = router.client.start(CancelInput(UST), request_id="r1", deadline=trio.current_time() + 30)
-        await trio.testing.wait_all_tasks_blocked()
-        seen: list[tuple[Outcome, int]] = []
-        assert pending.when_settled(lambda: seen.append((pending.outcome_now(), router.board.offers)))
-        steps = _RouterSteps()
-        trio.lowlevel.add_instrument(steps)
-        try:
-            note = foc_note(UST)
-            router.events.send_nowait(FromLink(1, note))
-            router.events.send_nowait(FromLink(1, frame_event("foc-canceled")))
-            await trio.testing.wait_all_tasks_blocked()
-        finally:
-            trio.lowlevel.remove_instrument(steps)
-        assert seen == [(Answered(note), 2)]  # answered before the update …
-        assert router.board.offers == 1  # … which is applied now
-        assert steps.count == 1  # with a yield for it, three
-
     async def test_router_gone_is_shutting_down(self, autojump_clock: trio.testing.MockClock) -> None:
         commands_in, commands = trio.open_memory_channel[AccountCommand](1)
         commands.close()
         pending = AccountClient(commands_in, SessionBoard()).start(CancelInput(UST), request_id="r1",
                                                                   deadline=trio.current_time() + 5)
         assert await pending.outcome() == ShuttingDown()
-
-
-class _RouterSteps(trio.abc.Instrument):
-    """Counts the task steps of the router's event consumer."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        self.count += task.name.endswith(".consume")

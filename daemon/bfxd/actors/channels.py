@@ -122,12 +122,10 @@ class OneShot(Generic[T]):
         self._value: T = _NOTHING
         self._then: Callable[[], None] | None = None
 
-    def deliver(self, value: T) -> bool:
-        """True if this woke (or will wake) a receiving task; False if a callback took it, or it came too late."""
-        if self._arrived.is_set():
-            return False
-        self._value = value
-        return self._settle()
+    def deliver(self, value: T) -> None:
+        if not self._arrived.is_set():
+            self._value = value
+            self._settle()
 
     def close(self) -> None:
         if not self._arrived.is_set():  # a value delivered before stays
@@ -139,13 +137,11 @@ class OneShot(Generic[T]):
         else:
             self._then = then
 
-    def _settle(self) -> bool:
+    def _settle(self) -> None:
         self._arrived.set()
         then, self._then = self._then, None
-        if then is None:
-            return True
-        then()
-        return False
+        if then is not None:
+            then()
 
     async def receive(self) -> T:
         if not self._arrived.is_set():
