@@ -39,6 +39,11 @@ class LateStarts:
         """The client's request nursery, where tasks start; ``close`` once it has ended."""
         self._nursery = nursery
 
+    def start(self, task: Callable[[], Awaitable[None]]) -> None:
+        """Start *task* now, in the nursery."""
+        assert self._nursery is not None, "open() comes first"
+        self._nursery.start_soon(task)
+
     def start_when_settled(self, wait: AfterOutcome, task: Callable[[], Awaitable[None]],
                            finish_now: Callable[[], bool]) -> bool:
         """Once *wait*'s outcome is in, call *finish_now*, or start *task* if it says False; return True. False if
