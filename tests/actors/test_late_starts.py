@@ -4,6 +4,7 @@ only when finishing at once is not possible, and the nursery held open until eve
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Awaitable, Callable
 
 import structlog
 import structlog.testing
@@ -30,6 +31,16 @@ def _cannot_finish_now() -> bool:
     return False  # the client's queue is full: a task must wait for room
 
 
+def _register_as(request_id: str, late: LateStarts, after: AfterOutcome, task: Callable[[], Awaitable[None]],
+                 finish_now: Callable[[], bool]) -> bool:
+    """``start_when_settled`` from inside request *request_id*'s context, as the inbox's reader calls it."""
+    token = REQUEST.set(request_id)
+    try:
+        return late.start_when_settled(after, task, finish_now)
+    finally:
+        REQUEST.reset(token)
+
+
 def _deliver(pending: PendingInput, outcome: Outcome) -> None:
     pending.command.requester.reply.deliver(outcome)  # as the router does
 
@@ -45,11 +56,7 @@ async def test_the_task_starts_only_once_the_outcome_is_in(nursery: trio.Nursery
 
     late = LateStarts()
     late.open(nursery)
-    token = REQUEST.set("c1.1")
-    try:
-        assert late.start_when_settled(after, finish, _cannot_finish_now)
-    finally:
-        REQUEST.reset(token)
+    assert _register_as("c1.1", late, after, finish, _cannot_finish_now)
     await trio.testing.wait_all_tasks_blocked()
     assert answers == []  # no outcome, no task
     _deliver(pending, NotReady())
@@ -127,11 +134,7 @@ async def test_a_request_finished_at_once_needs_no_task(nursery: trio.Nursery) -
 
     late = LateStarts()
     late.open(nursery)
-    token = REQUEST.set("c1.2")
-    try:
-        assert late.start_when_settled(after, task, finish_now)
-    finally:
-        REQUEST.reset(token)
+    assert _register_as("c1.2", late, after, task, finish_now)
     assert finished == []
     _deliver(pending, NotReady())
     assert finished == [("c1.2", "NotReady")]  # in the deliverer's own step, in the request's context

@@ -95,10 +95,8 @@ class PendingInput:
                     return ShuttingDown()
             if scope.cancelled_caught:
                 return NotReady()  # the router never took it: nothing was sent
-        try:
-            return await self._reply.receive()
-        except trio.EndOfChannel:
-            return ShuttingDown()  # closed with no outcome: only the router's shutdown does that
+        await self._reply.wait()
+        return self.outcome_now()
 
 
 class AccountClient:

@@ -111,7 +111,7 @@ class OneShot(Generic[T]):
 
     ``deliver`` never blocks and only its first call counts; ``close`` without a value makes ``receive`` raise
     ``EndOfChannel``, as a closed channel would. There is exactly one receiver, and it receives once; a value
-    already there is received without a checkpoint (a request task started for it finishes in one step).
+    already there is received without a checkpoint (a task started after it finishes in one step).
     ``when_delivered`` registers the one function to call, synchronously, once the value (or the close) is in.
     """
 
@@ -143,9 +143,13 @@ class OneShot(Generic[T]):
         if then is not None:
             then()
 
-    async def receive(self) -> T:
+    async def wait(self) -> None:
+        """Until the value (or the close) is in; without a checkpoint if it already is."""
         if not self._arrived.is_set():
             await self._arrived.wait()
+
+    async def receive(self) -> T:
+        await self.wait()
         return self.receive_nowait()
 
     def receive_nowait(self) -> T:

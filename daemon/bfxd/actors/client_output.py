@@ -35,8 +35,12 @@ class Output:
         twin._state, twin.queue = self._state, self.queue.clone()
         return twin
 
+    def _idle(self) -> bool:
+        """Nothing queued, no send in progress: an answer may go straight to the socket."""
+        return self.queue.statistics().current_buffer_used == 0 and not self._state.sending
+
     async def answer(self, line: bytes) -> None:
-        if self.queue.statistics().current_buffer_used == 0 and not self._state.sending:
+        if self._idle():
             await self.send(line)
         else:
             await send_line(self.queue, line)
@@ -50,10 +54,9 @@ class Output:
         """``answer`` without waiting, when ``has_room`` (checked in the same step: nothing can fill the queue in
         between). Written at once when the socket is idle; what the socket does not take then, or all of it when
         lines are queued or a send is in progress, joins the queue, in order."""
-        state = self._state
-        if self.queue.statistics().current_buffer_used == 0 and not state.sending:
+        if self._idle():
             try:
-                sent = _write_now(state.stream, line)
+                sent = _write_now(self._state.stream, line)
             except OSError:
                 return  # the client has gone; the outcome is in the log
             if sent == len(line):

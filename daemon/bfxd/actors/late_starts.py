@@ -47,7 +47,7 @@ class LateStarts:
     def start_when_settled(self, wait: AfterOutcome, task: Callable[[], Awaitable[None]],
                            finish_now: Callable[[], bool]) -> bool:
         """Once *wait*'s outcome is in, call *finish_now*, or start *task* if it says False; return True. False if
-        that cannot be waited for here (the input is not with the router yet): start *task* now."""
+        that cannot be waited for here (the input is not with the router yet): the caller ``start``s *task*."""
         self._waiting += 1
         if wait.when_settled(partial(self._start, task, finish_now, contextvars.copy_context())):
             return True
