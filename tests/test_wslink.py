@@ -149,9 +149,31 @@ class RecordingStream(trio.abc.Stream):
         return list(server.events())
 
 
+class ChunkedStream(RecordingStream):
+    """A wsproto server that answers the upgrade with 101 and two messages, given *chunk* bytes per read."""
+
+    def __init__(self, chunk: int) -> None:
+        super().__init__()
+        self._chunk = chunk
+        self._pending = b""
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        server = WSConnection(ConnectionType.SERVER)
+        server.receive_data(bytes(data))
+        assert isinstance(next(server.events()), Request)
+        self._pending = server.send(AcceptConnection()) + b"".join(
+            server.send(TextMessage(data=text)) for text in ("first", "second"))
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending[:self._chunk], self._pending[self._chunk:]
+            return data
+        return await super().receive_some(max_bytes)
+
+
 def recording_link(incoming: bytes = b"") -> tuple[WebSocketLink, RecordingStream]:
     stream = RecordingStream(incoming)
-    return WebSocketLink(stream, Connection(ConnectionType.CLIENT), max_message_bytes=1024, receive_bytes=1024), stream
+    return WebSocketLink(stream, max_message_bytes=1024, receive_bytes=1024), stream
 
 
 def server_frames(*events: Event) -> bytes:
@@ -374,7 +396,7 @@ class TestEndings:
     async def test_stream_closed_under_the_link(self, first: str) -> None:
         """A stream closed by its owner ends the link with code None, whichever call meets it first."""
         client, _server_stream = trio.testing.memory_stream_pair()
-        link = WebSocketLink(client, Connection(ConnectionType.CLIENT), max_message_bytes=1024, receive_bytes=1024)
+        link = WebSocketLink(client, max_message_bytes=1024, receive_bytes=1024)
         await client.aclose()
         calls = [partial(receive_guarded, link), partial(link.send, "x")]
         for call in calls if first == "receive" else calls[::-1]:
@@ -505,6 +527,14 @@ class TestEndings:
 
 
 class TestHandshake:
+    @pytest.mark.parametrize("chunk", [1, 2, 3, 5, 64], ids=lambda n: f"{n}B-reads")
+    async def test_response_and_frames_split_across_reads(self, chunk: int) -> None:
+        """However the reads cut the 101 and the frames after it, the handshake completes and no frame is lost."""
+        stream = ChunkedStream(chunk)
+        with trio.fail_after(GUARD_S):
+            link = await open_link(stream, host="test", resource="/ws", max_message_bytes=1024)
+            assert [await link.receive(), await link.receive()] == ["first", "second"]
+
     async def test_broken_stream(self) -> None:
         """A stream that fails during the handshake raises HandshakeFailed, not a stream error."""
         client, _server_stream = trio.testing.memory_stream_pair()

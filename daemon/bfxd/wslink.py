@@ -1,4 +1,4 @@
-"""A client WebSocket over a Trio stream: wsproto's framing, with no task of its own.
+"""A client WebSocket over a Trio stream, with no task of its own: wsproto's handshake, then bfxd.wsframes.
 
 trio-websocket runs a reader task that queues each message in a memory channel, and its sender takes a
 ``trio.Lock`` whose ``acquire()`` always yields first: two scheduling rounds on every cancel's critical path.
@@ -24,22 +24,14 @@ Failure contract:
 
 from __future__ import annotations
 
-from typing import cast
+from typing import NoReturn
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import Connection, ConnectionState
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Event,
-    Ping,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
+from wsproto.events import AcceptConnection, RejectConnection, Request
 from wsproto.utilities import RemoteProtocolError
+
+from bfxd.wsframes import OP_PONG, OP_TEXT, Close, FrameError, FrameReader, MaskKeys, Ping, close_frame, frame
 
 _STREAM_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError)
 
@@ -71,21 +63,25 @@ async def open_link(
     handshake with a timeout. Raises ``HandshakeFailed`` (see the module docstring).
     """
     ws = WSConnection(ConnectionType.CLIENT)
+    # wsproto reads the HTTP response and nothing after it: the frames that came in the same read as the 101
+    # (it has no body, so they start after the blank line) are handed to the link's own framing.
+    head = b""
     try:
         await stream.send_all(ws.send(Request(host=host, target=resource)))
         while True:
-            for event in ws.events():
-                if isinstance(event, AcceptConnection):
-                    # Frames that came in the same read as the 101 are kept, unparsed, in the connection
-                    # (h11's trailing data): the link's first receive() sees them.
-                    assert ws.connection is not None
-                    return WebSocketLink(stream, ws.connection, max_message_bytes, receive_bytes)
-                if isinstance(event, RejectConnection):
-                    raise HandshakeFailed(f"upgrade refused: HTTP {event.status_code}")
             data = await stream.receive_some(receive_bytes)
             if not data:
                 raise HandshakeFailed("connection closed during the handshake")
-            ws.receive_data(cast(bytes, data))  # trio streams give bytes (typed bytes | bytearray)
+            start, head = len(head), head + data
+            end = head.find(b"\r\n\r\n", max(0, start - 3))
+            ws.receive_data(bytes(data) if end < 0 else head[start:end + 4])
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    return WebSocketLink(stream, max_message_bytes, receive_bytes, buffered=head[end + 4:])
+                if isinstance(event, RejectConnection):
+                    raise HandshakeFailed(f"upgrade refused: HTTP {event.status_code}")
+            if end >= 0:  # h11 answers a whole response with one of the two, or raises
+                raise HandshakeFailed("bad handshake response: no answer to the upgrade")
     except RemoteProtocolError as exc:  # not HTTP, a bad Sec-WebSocket-Accept, headers over h11's 16 KiB cap
         raise HandshakeFailed(f"bad handshake response: {exc}") from None
     except _STREAM_ERRORS as exc:
@@ -93,18 +89,21 @@ async def open_link(
 
 
 class WebSocketLink:
-    """One open client link. One task at a time may call ``receive()``; any number may call ``send()``."""
+    """One open client link. One task at a time may call ``receive()``; any number may call ``send()``.
 
-    def __init__(self, stream: trio.abc.Stream, conn: Connection, max_message_bytes: int, receive_bytes: int) -> None:
+    *buffered*: bytes that arrived after the handshake response, in the same read (the first frames).
+    """
+
+    def __init__(self, stream: trio.abc.Stream, max_message_bytes: int, receive_bytes: int,
+                 buffered: bytes = b"") -> None:
         self._stream = stream
-        self._conn = conn
-        self._max_message_bytes = max_message_bytes
         self._receive_bytes = receive_bytes
-        self._events = conn.events()  # parses lazily: one event per next(), so nothing is lost between calls
-        self._parts: list[str | bytes] = []  # the fragments of a message still arriving
-        self._size = 0  # bytes in _parts, checked against max_message_bytes as each fragment arrives
+        self._reader = FrameReader(max_message_bytes)
+        self._reader.feed(buffered)
+        self._keys = MaskKeys()
         self._send_lock = trio.Lock()
         self._writable = True  # False once the stream broke or a send was cut short: no more bytes go out
+        self._closing = False  # our close frame is on its way: it must be the last frame
         self._closed: LinkClosed | None = None
 
     @property
@@ -124,41 +123,47 @@ class WebSocketLink:
             raise self._error()
         while True:
             event = await self._next_event()
-            if isinstance(event, (TextMessage, BytesMessage)):
-                message = await self._add_fragment(event)
-                if message is not None:
-                    return message
-            elif isinstance(event, Ping):
-                await self._send(event.response())
-            elif isinstance(event, CloseConnection):
-                await self._on_close_event(event)  # always raises
-            # A Pong needs nothing: our own liveness check is at the application level (heartbeat.py).
+            if isinstance(event, (str, bytes)):
+                return event
+            if isinstance(event, Ping):
+                await self._send(frame(OP_PONG, event.payload, self._keys.next()))
+            else:
+                await self._on_close_frame(event)  # always raises
 
     async def send(self, *texts: str) -> None:
         """Send text messages, in order, with one write. Safe from several tasks at once; frames never
         interleave. Raises ``LinkClosed``."""
-        await self._send(*(TextMessage(data=text) for text in texts))
+        keys = self._keys
+        await self._send(b"".join([frame(OP_TEXT, text.encode(), keys.next()) for text in texts]))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame, then read (discarding messages) until the peer's close frame or EOF.
 
-        Idempotent: does nothing once the link has ended. wsproto truncates *reason* to the 123 bytes a close
-        frame can carry. The caller bounds the wait with a timeout, and calls this only when no task is in
+        Idempotent: does nothing once the link has ended. *reason* is cut to the 123 bytes a close frame can
+        carry. The caller bounds the wait with a timeout, and calls this only when no task is in
         ``receive()``.
         """
         if self._closed is not None:
             return
         self._end(code, reason, by_us=True)
         try:
-            await self._send(CloseConnection(code=code, reason=reason))
-            while not isinstance(await self._next_event(), CloseConnection):
+            await self._send_close(code, reason)
+            while not isinstance(await self._next_event(), Close):
                 pass  # the peer's answer, or a protocol error of its own: either way nothing more is coming
         except LinkClosed:
             pass  # EOF or a broken stream: the peer is gone, which is what closing wanted
 
-    async def _next_event(self) -> Event:
-        """The next wsproto event; reads the stream only when none is buffered."""
-        while (event := next(self._events, None)) is None:
+    async def _next_event(self) -> str | bytes | Ping | Close:
+        """The next message or control frame; reads the stream only when none is buffered."""
+        reader = self._reader
+        while True:
+            try:
+                event = reader.next_event()
+            except FrameError as error:
+                prefix = "" if error.code == 1009 else "protocol error: "
+                await self._fail(error.code, prefix + error.reason)  # always raises
+            if event is not None:
+                return event
             try:
                 data = await self._stream.receive_some(self._receive_bytes)
             except _STREAM_ERRORS as exc:
@@ -166,53 +171,29 @@ class WebSocketLink:
                 raise self._end(None, f"stream broken: {exc or type(exc).__name__}") from None
             if not data:
                 raise self._end(None, "EOF without a close frame")
-            self._conn.receive_data(cast(bytes, data))
-            self._events = self._conn.events()
-        return event
+            reader.feed(bytes(data))  # trio streams give bytes (typed bytes | bytearray)
 
-    async def _add_fragment(self, event: TextMessage | BytesMessage) -> str | bytes | None:
-        """Add one fragment; return the message when it is complete."""
-        part: str | bytes = event.data if isinstance(event.data, (str, bytes)) else bytes(event.data)
-        # str.isascii() is O(1) in CPython: ASCII text (all JSON the exchange sends) is measured without encoding.
-        self._size += len(part.encode()) if isinstance(part, str) and not part.isascii() else len(part)
-        if self._size > self._max_message_bytes:
-            self._parts.clear()
-            await self._fail(1009, f"message over {self._max_message_bytes} bytes")
-        if not event.message_finished:
-            self._parts.append(part)
-            return None
-        self._size = 0
-        if not self._parts:
-            return part  # the usual case: one frame, no copy
-        self._parts.append(part)
-        if isinstance(part, str):
-            message: str | bytes = "".join(p for p in self._parts if isinstance(p, str))
-        else:
-            message = b"".join(p for p in self._parts if not isinstance(p, str))
-        self._parts.clear()
-        return message
-
-    async def _on_close_event(self, event: CloseConnection) -> None:
-        if self._conn.state is ConnectionState.OPEN:
-            # wsproto reports a frame it cannot parse as a CloseConnection it made up, leaving the state OPEN.
-            await self._fail(event.code, f"protocol error: {event.reason}")
-        self._end(event.code, event.reason or "")
+    async def _on_close_frame(self, event: Close) -> None:
+        self._end(event.code, event.reason)
         try:
-            await self._send(event.response())  # the peer started the close: answer it, as RFC 6455 asks
+            await self._send_close(event.code, event.reason)  # the peer started the close: answer it (RFC 6455)
         except LinkClosed:
             pass  # the stream broke before the answer went out; the peer's close code is what matters
         raise self._error()
 
-    async def _fail(self, code: int, reason: str) -> None:
+    async def _fail(self, code: int, reason: str) -> NoReturn:
         """End the link for a fault we detected: tell the peer with a close frame, then raise."""
         self._end(code, reason, by_us=True)
         try:
-            await self._send(CloseConnection(code=code, reason=reason))
+            await self._send_close(code, reason)
         except LinkClosed:
             pass
         raise self._error()
 
-    async def _send(self, *events: Event) -> None:
+    async def _send_close(self, code: int, reason: str) -> None:
+        await self._send(close_frame(code, reason, self._keys.next()), closing=True)
+
+    async def _send(self, data: bytes, *, closing: bool = False) -> None:
         # Uncontended, the lock is taken without yielding, so the bytes go out before this task is rescheduled
         # (trio.Lock.acquire() always checkpoints first). Contended, acquire() waits: on release trio hands the
         # lock to the longest waiter, so the fast path cannot jump the queue.
@@ -222,9 +203,9 @@ class WebSocketLink:
             await self._send_lock.acquire()
         try:
             # Checked under the lock: a close frame that went out while this task waited must be the last frame.
-            if not self._writable or (self._closed is not None and not isinstance(events[0], CloseConnection)):
+            if not self._writable or self._closing or (self._closed is not None and not closing):
                 raise self._error()
-            data = b"".join([self._conn.send(event) for event in events])
+            self._closing = closing
             try:
                 await self._stream.send_all(data)
             except _STREAM_ERRORS as exc:
