@@ -35,7 +35,7 @@ from bfxd.actors.late_starts import LateStarts
 from bfxd.actors.ops import OPS, AfterOutcome, Op, OpContext
 from bfxd.actors.refusals import RefusalLog
 from bfxd.actors.replies import Answer
-from bfxd.actors.watch_stream import ClientWatches, forward_events
+from bfxd.actors.watch_stream import ClientWatches, forward_events, forward_states
 from bfxd.config import AccessConfig
 from bfxd.daemon_metrics import DaemonMetrics
 from bfxd.live import LiveSettings
@@ -226,9 +226,13 @@ class _Inbox:
                         await inflight.acquire()
                     request_id = f"{client.id}.{next(numbers)}"
                     # Begun here, in the reader: an input reaches the router without waiting for a task to be
-                    # scheduled first. What finishes it gets this binding's context: the request id.
-                    with structlog.contextvars.bound_contextvars(request_id=request_id):
+                    # scheduled first. What finishes it gets this binding's context: the request id. By token, not
+                    # bound_contextvars(), which copies the whole context first (7 µs a request).
+                    bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+                    try:
                         self._start(self._begin(line, request_id, client), output.clone(), inflight, watches, late)
+                    finally:
+                        structlog.contextvars.reset_contextvars(**bound)
             except LineTooLong as exc:
                 log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
                 await send_line(output.queue, wire.error_line(None, None, wire.BAD_REQUEST,
@@ -349,7 +353,7 @@ class _Inbox:
             watches.add(scope)
             try:
                 async with trio.open_nursery() as streams:
-                    streams.start_soon(self._forward_states, out)
+                    streams.start_soon(forward_states, self.account.board, out)
                     reason = await forward_events(events, out)
                     streams.cancel_scope.cancel()
             finally:
@@ -359,16 +363,6 @@ class _Inbox:
         # Reached only when the router ended the watch (lagging, stopping); a client that left cancels us.
         log.info("watch.ended", reason=reason)
         await send_line(out, wire.event_line("watch_ended", reason=reason))
-
-    async def _forward_states(self, out: trio.MemorySendChannel[bytes]) -> None:
-        board = self.account.board
-        version = board.snapshot().version
-        while True:
-            await board.wait_changed(version)
-            snapshot = board.snapshot()
-            version = snapshot.version
-            await send_line(out, wire.event_line("state", state=snapshot.state, detail=snapshot.detail,
-                                             since=round(snapshot.since, 3)))
 
 
 @attrs.frozen

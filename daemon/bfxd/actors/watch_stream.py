@@ -1,4 +1,5 @@
-"""One client's watches, as the inbox runs them: their cancel scopes, and the forwarding of the router's events.
+"""One client's watches, as the inbox runs them: their cancel scopes, the forwarding of the router's events and
+of the session's state.
 
 The router hands on a burst of exchange frames per turn, so a watch moves all that is waiting each turn too
 (without a checkpoint while the client's queue has room), or a healthy watcher would fall behind and be cut off.
@@ -11,8 +12,10 @@ import trio
 from bfxd.actors.channels import take_waiting
 from bfxd.actors.client_output import WATCH_BATCH, send_line
 from bfxd.actors.messages import WatcherCutOff, WatchEvent
+from bfxd.actors.session import SessionBoard
+from bfxd.protocol import client_wire as wire
 
-__all__ = ["ClientWatches", "forward_events"]
+__all__ = ["ClientWatches", "forward_events", "forward_states"]
 
 
 class ClientWatches:
@@ -45,3 +48,14 @@ async def forward_events(events: trio.MemoryReceiveChannel[WatchEvent], out: tri
                 return event.reason
             await send_line(out, event.line)  # rendered once by the router for every watcher
     return "lagging: events came faster than this client read them"
+
+
+async def forward_states(board: SessionBoard, out: trio.MemorySendChannel[bytes]) -> None:
+    """Forward every change of the session's state, as a ``state`` event line, until cancelled."""
+    version = board.snapshot().version
+    while True:
+        await board.wait_changed(version)
+        snapshot = board.snapshot()
+        version = snapshot.version
+        await send_line(out, wire.event_line("state", state=snapshot.state, detail=snapshot.detail,
+                                             since=round(snapshot.since, 3)))
