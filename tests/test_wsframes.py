@@ -157,3 +157,22 @@ class TestWriter:
     )
     def test_close_frames(self, code: int, reason: str, seen: CloseConnection) -> None:
         assert as_server_sees(close_frame(code, reason, MaskKeys().next())) == [seen]
+
+
+class TestLargeFrames:
+    def test_a_frame_in_many_reads_is_buffered_in_place(self) -> None:
+        """A 4 MiB binary message in 64 KiB reads arrives whole and as bytes, and each read grows one buffer
+        rather than copying what came before (which would be quadratic)."""
+        payload = bytes(range(256)) * (4 * 4096)
+        data = server_frames(BytesMessage(data=payload), TextMessage(data="next"))
+        reader = FrameReader(max_message_bytes=8 << 20)
+        events: list[object] = []
+        grown_in_place = 0
+        for i in range(0, len(data), 65536):
+            before = reader._buffer
+            reader.feed(data[i:i + 65536])
+            grown_in_place += reader._buffer is before
+            while (event := reader.next_event()) is not None:
+                events.append(event)
+        assert events == [payload, "next"] and type(events[0]) is bytes
+        assert grown_in_place >= len(data) // 65536 - 2  # all but the first read and the one after the message

@@ -85,16 +85,23 @@ class FrameReader:
 
     def __init__(self, max_message_bytes: int) -> None:
         self._max_message_bytes = max_message_bytes
-        self._buffer = b""
+        self._buffer: bytes | bytearray = b""
         self._pos = 0  # where the next frame starts in _buffer
         self._partial_opcode = 0  # OP_TEXT or OP_BINARY while a fragmented message is arriving, else 0
         self._partial_size = 0
-        self._parts: list[bytes] = []
+        self._parts: list[bytes | bytearray] = []
         self._closed = False
 
     def feed(self, data: bytes) -> None:
-        # Usually the last read ended on a frame boundary, and the new bytes simply replace the old.
-        self._buffer = self._buffer[self._pos:] + data if self._pos < len(self._buffer) else data
+        buffer, pos = self._buffer, self._pos
+        if pos >= len(buffer):
+            self._buffer = data  # the usual case: the last read ended on a frame boundary
+        else:
+            # A frame is still arriving: grow a bytearray in place (a snapshot of megabytes comes in 64 KiB
+            # reads, and joining bytes afresh on every read would copy it over and over).
+            rest = buffer if isinstance(buffer, bytearray) and not pos else bytearray(buffer[pos:])
+            rest += data
+            self._buffer = rest
         self._pos = 0
 
     def next_event(self) -> str | bytes | Ping | Close | None:
@@ -119,14 +126,14 @@ class FrameReader:
                     self._partial_opcode, self._partial_size, self._parts = 0, 0, []
                     return message
             elif opcode == OP_PING:
-                return Ping(payload)
+                return Ping(bytes(payload))
             elif opcode == OP_CLOSE:
                 self._closed = True
-                return _close_event(payload)
+                return _close_event(bytes(payload))
             # OP_PONG: nothing to do
         return None
 
-    def _next_frame(self) -> tuple[int, int, bytes] | None:
+    def _next_frame(self) -> tuple[int, int, bytes | bytearray] | None:
         """(opcode, fin, payload) of the next whole frame, or None when it has not all arrived."""
         buffer, pos = self._buffer, self._pos
         available = len(buffer) - pos
@@ -166,9 +173,9 @@ class FrameReader:
         return opcode, fin, buffer[pos + header:end]
 
 
-def _decoded(opcode: int, payload: bytes) -> str | bytes:
+def _decoded(opcode: int, payload: bytes | bytearray) -> str | bytes:
     if opcode == OP_BINARY:
-        return payload
+        return bytes(payload)
     try:
         return payload.decode()
     except UnicodeDecodeError:
