@@ -3,11 +3,14 @@ watch's forwarder keeps up with the router's bursts."""
 
 from __future__ import annotations
 
+import socket
+import struct
+
 import trio
 import trio.testing
 
 from bfxd.actors.channels import take_waiting
-from bfxd.actors.client_output import Output, write_lines
+from bfxd.actors.client_output import Output, receive, write_lines
 from bfxd.actors.messages import OfferWatchEvent, WatcherCutOff
 from bfxd.actors.watch_stream import forward_events
 
@@ -164,3 +167,59 @@ async def test_a_watch_keeps_up_with_a_router_that_hands_on_bursts(nursery: trio
     assert not cut_off
     assert outcome == ["done"]
     assert lines == [b"%d\n" % i for i in range(sent)]
+
+
+class TestReceive:
+    """The inbox's reads: wait for readable, then read; a client gone, however it went, is b""."""
+
+    async def test_what_the_client_sent_arrives_once_it_is_sent(self, nursery: trio.Nursery) -> None:
+        ours, client = _stream_pair()
+        got: list[bytes] = []
+        done = trio.Event()
+
+        async def read() -> None:
+            got.append(await receive(ours))
+            done.set()
+
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == []  # nothing sent yet: the reader waits, it does not spin or return empty
+        await client.send_all(b"cancel 1\n")
+        with trio.fail_after(10):
+            await done.wait()
+        assert got == [b"cancel 1\n"]
+
+    async def test_eof_is_empty(self) -> None:
+        ours, client = _stream_pair()
+        await client.aclose()
+        with trio.fail_after(10):
+            assert await receive(ours) == b""
+
+    async def test_a_reset_is_empty_not_an_error(self) -> None:
+        ours, client = _stream_pair()
+        await ours.send_all(b"unread\n")  # closing with unread data makes the kernel send a reset
+        client.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await client.aclose()
+        with trio.fail_after(10):
+            assert await receive(ours) == b""
+
+    async def test_the_stream_closed_under_a_waiting_reader_is_empty(self, nursery: trio.Nursery) -> None:
+        ours, _client = _stream_pair()
+        got: list[bytes] = []
+        done = trio.Event()
+
+        async def read() -> None:
+            got.append(await receive(ours))
+            done.set()
+
+        nursery.start_soon(read)
+        await trio.testing.wait_all_tasks_blocked()
+        await ours.aclose()
+        with trio.fail_after(10):
+            await done.wait()
+        assert got == [b""]
+
+    async def test_a_closed_stream_reads_empty(self) -> None:
+        ours, _client = _stream_pair()
+        await ours.aclose()
+        assert await receive(ours) == b""

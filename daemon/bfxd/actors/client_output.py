@@ -1,5 +1,5 @@
 """Everything written to one client's socket: answers directly when the socket is idle, the rest through a
-bounded queue drained by a writer task in batches; and the gentle close."""
+bounded queue drained by a writer task in batches; the gentle close; and the reads (``receive``)."""
 
 from __future__ import annotations
 
@@ -120,6 +120,30 @@ def _write_now(stream: trio.SocketStream, data: bytes) -> int:
         return os.write(stream.socket.fileno(), data)
     except BlockingIOError:
         return 0
+
+
+async def receive(stream: trio.SocketStream) -> bytes:
+    """What the client sent next, or b"" once it has left (EOF, a reset, the stream closed under us).
+
+    Waits for the socket to be readable, then reads it with ``os.read``. trio's ``receive_some`` reads first
+    and waits only when that fails, and for a client that waits for each answer before its next request the
+    first read fails every time: one system call, one exception and trio's wrapper for nothing, per request.
+    Either way the task yields once per read. The descriptor is read at the moment of the read, as in
+    ``_write_now``.
+    """
+    while True:
+        if stream.socket.fileno() == -1:
+            return b""  # closed before we came to wait (epoll refuses descriptor -1)
+        try:
+            await trio.lowlevel.wait_readable(stream.socket)
+        except trio.ClosedResourceError:
+            return b""
+        try:
+            return os.read(stream.socket.fileno(), RECEIVE_BYTES)
+        except BlockingIOError:
+            continue  # reported readable, yet nothing to read: wait again
+        except OSError:
+            return b""  # ECONNRESET, or EBADF once the stream is closed
 
 
 async def send_line(out: trio.MemorySendChannel[bytes], line: bytes) -> None:

@@ -30,7 +30,7 @@ import trio
 
 from bfxd.access import decide, forbidden_message, peer_groups
 from bfxd.actors.api import AccountClient
-from bfxd.actors.client_output import RECEIVE_BYTES, Output, linger, send_line, write_lines
+from bfxd.actors.client_output import Output, linger, receive, send_line, write_lines
 from bfxd.actors.late_starts import LateStarts
 from bfxd.actors.ops import OPS, AfterOutcome, Op, OpContext
 from bfxd.actors.refusals import RefusalLog
@@ -209,12 +209,12 @@ class _Inbox:
         while True:
             if inflight.value == self.settings.max_inflight:  # no request in flight, no watch (it holds one)
                 with trio.move_on_after(self.settings.idle_timeout) as waiting:
-                    chunk = await _receive(stream)
+                    chunk = await receive(stream)
                 if waiting.cancelled_caught:
                     log.info("client.idle_closed", idle_s=self.settings.idle_timeout)
                     return
             else:
-                chunk = await _receive(stream)  # busy: no timeout scope on the hot path
+                chunk = await receive(stream)  # busy: no timeout scope on the hot path
             if not chunk:
                 return  # the client left; its requests still run to their outcomes
             buffer.feed(chunk)
@@ -385,10 +385,3 @@ class _Job:
     rejection: bytes | None = None  # the line could not be parsed: answered with this, nothing else
     answer: Answer | None = None  # final already (the daemon is stopping)
     wait: Callable[[], Awaitable[Answer]] | None = None  # started: await it for the answer
-
-
-async def _receive(stream: trio.SocketStream) -> bytes:
-    try:
-        return await stream.receive_some(RECEIVE_BYTES)
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return b""  # the client left
