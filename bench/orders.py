@@ -101,10 +101,7 @@ def _daemon_round(daemon: Daemon, n: int, samples: dict[str, list[int]], ref: in
         submitted.append(answer["offer"]["id"])
     replaced = []
     for i, offer_id in enumerate(submitted):
-        # A connection of its own per replace (opened untimed): the daemon at this revision may close a
-        # client's connection after answering a replace (its completion log line fails, see bench/README).
-        with LineClient(daemon.socket_path) as own:
-            answer, ns = _timed(own, {"op": "replace", "id": offer_id, "rate": NEW_RATE, "ref": ref + n + i})
+        answer, ns = _timed(client, {"op": "replace", "id": offer_id, "rate": NEW_RATE, "ref": ref + n + i})
         samples["replace"].append(ns)
         replaced.append(answer["offer"]["id"])
     for offer_id in replaced:

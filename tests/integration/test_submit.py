@@ -99,6 +99,18 @@ class TestReplace:
         assert sent.amount == format(Decimal(repr(old.amount)), "f")
         assert foc_inputs(sim) == [old_id]
 
+    async def test_one_connection_carries_replace_after_replace(self, daemon: RunningDaemon, sim: Simulator) -> None:
+        """A replace's completion line holds offer ids from the request and from the answer: it must not end the
+        client's connection (an earlier revision raised there, and bench/orders.py opened a connection per replace)."""
+        first, second = sorted(sim.offers)[:2]
+        async with await LineClient.connect(daemon.socket_path) as client:
+            a = await client.request({"op": "replace", "id": first, "rate": "0.0003", "ref": 1})
+            b = await client.request({"op": "replace", "id": second, "rate": "0.0003", "ref": 2})
+            status = await client.request({"op": "status", "ref": 3})
+        assert a["ok"] is True and b["ok"] is True, (a, b)
+        assert (a["cancelled"]["id"], b["cancelled"]["id"]) == (first, second)
+        assert status["ok"] is True and status["ref"] == 3
+
     async def test_an_offer_not_on_the_book_is_not_active_and_nothing_is_sent(
         self, daemon: RunningDaemon, sim: Simulator
     ) -> None:
