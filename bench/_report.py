@@ -96,6 +96,8 @@ ROWS = (
         "≤ 200", _at_most(200)),
     Row("throughput.sim_cpu_us_per_cancel_100_clients_stub", "  stub CPU per cancel", "µs"),
     Row("throughput.log_bytes_per_cancel_100_clients_stub", "  log bytes per cancel, 100 clients (stub)", "B"),
+    Row("throughput.cancels_per_s_100_clients_stub_pinned", "  cancels/s, the daemon on a CPU of its own", "/s"),
+    Row("throughput.daemon_cpu_us_per_cancel_100_clients_stub_pinned", "  bfxd CPU per cancel, on its own CPU", "µs"),
     Row("throughput.p99_ms_at_1000_per_s", "p99 latency at 1,000 cancels/s", "ms", "≤ 10",
         lambda v, r: v <= 10 and not get(r, "throughput.failed_at_1000_per_s")),
     Row("throughput.failed_at_1000_per_s", "  cancels that failed at 1,000/s (timeouts)", ""),

@@ -8,7 +8,9 @@ latency measured from the scheduled send time. Every cancel is of a distinct act
 CPU of the daemon, the simulator and the client process is reported as a share of one core over the run, to
 show which one is the bottleneck (the simulator must not be).
 
-Then 100 clients again against the fast stub (bench._stub), a daemon of its own: figures ``*_100_clients_stub``.
+Then 100 clients again against the fast stub (bench._stub), a daemon of its own: figures ``*_100_clients_stub``;
+and once more with that daemon on a CPU of its own, the stub and the clients on the other
+(``*_100_clients_stub_pinned``): the daemon's own cost, without where the OS placed the three processes.
 Each phase is at most 10,000 cancels and starts with the daemon's input bucket full (its pace is set to
 bench._harness.PACE with a burst of BURST, far above what a phase sends: see bench/README.md).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 
-from bench._harness import BURST, Daemon, Sim, Workdir, percentile
+from bench._harness import BURST, Daemon, Sim, Workdir, daemon_on_own_cpu, percentile
 from bench._load import LoadResult, closed_loop, open_loop
 
 
@@ -103,6 +105,9 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
         daemon.wait_session()
         _closed(daemon, stub, 100, int(10000 * scale), "100_clients_stub", out)
         out["peak_buffer_used_stub"] = daemon.channel_peaks()
+        # The same again with the daemon on a CPU of its own: its cost without the OS's placement in it.
+        with daemon_on_own_cpu(daemon, stub):
+            _closed(daemon, stub, 100, int(10000 * scale), "100_clients_stub_pinned", out)
         return out
     finally:
         daemon.stop()
