@@ -223,3 +223,50 @@ class TestReceive:
         ours, _client = _stream_pair()
         await ours.aclose()
         assert await receive(ours) == b""
+
+
+class TestWriterStartedWhenNeeded:
+    """The writer task is started by the first queued line, once; an answer that goes straight out starts none."""
+
+    def _lazy(self, nursery: trio.Nursery) -> tuple[Output, trio.SocketStream, list[int]]:
+        ours, client = _stream_pair()
+        queue, lines = trio.open_memory_channel[bytes](8)
+        output = Output(ours, queue)
+        starts: list[int] = []
+
+        def start() -> None:
+            starts.append(1)
+            nursery.start_soon(write_lines, output, lines)
+
+        output.start_writer_when_needed(start)
+        return output, client, starts
+
+    async def test_a_direct_answer_starts_no_writer(self, nursery: trio.Nursery) -> None:
+        output, client, starts = self._lazy(nursery)
+        await output.answer(b"direct\n")
+        output.answer_nowait(b"again\n")
+        assert await _read_exactly(client, 13) == b"direct\nagain\n"
+        assert starts == []
+
+    async def test_the_first_queued_line_starts_it_once(self, nursery: trio.Nursery) -> None:
+        output, client, starts = self._lazy(nursery)
+        output.queue.send_nowait(b"watch event\n")  # as a watch does, after writer_needed()
+        output.writer_needed()
+        await output.answer(b"answer\n")  # lines are queued: it queues behind them
+        output.answer_nowait(b"late\n")
+        assert starts == [1]
+        assert await _read_exactly(client, 24) == b"watch event\nanswer\nlate\n"
+
+    async def test_answer_nowait_behind_a_busy_socket_starts_it(self, nursery: trio.Nursery) -> None:
+        output, client, starts = self._lazy(nursery)
+        big = b"x" * (4 * 1024 * 1024) + b"\n"  # more than the socket buffers take: the rest is queued
+        output.answer_nowait(big)
+        assert starts == [1]
+        assert await _read_exactly(client, len(big)) == big
+
+    async def test_a_clone_shares_the_one_start(self, nursery: trio.Nursery) -> None:
+        output, _client, starts = self._lazy(nursery)
+        twin = output.clone()
+        twin.writer_needed()
+        output.writer_needed()
+        assert starts == [1]

@@ -651,3 +651,28 @@ class TestAuditTrail:
         assert isinstance(completed["latency_ms"], float | int) and completed["latency_ms"] >= 0
         order = [log_watch.entries.index(e) for e in (received, sent[0], noted[0], completed)]
         assert order == sorted(order)
+
+
+def _writer_tasks() -> int:
+    """How many client writer tasks run in this trio run (the daemon is in-process)."""
+    count, nurseries = 0, list(trio.lowlevel.current_root_task().child_nurseries)
+    while nurseries:
+        for task in nurseries.pop().child_tasks:
+            count += task.coro.cr_code.co_name == "write_lines"
+            nurseries.extend(task.child_nurseries)
+    return count
+
+
+class TestWriterTask:
+    """A client's writer task is started by its first queued line: an idle or plain request/answer client has
+    none (2.9 KB a client), a watcher has one."""
+
+    async def test_only_a_client_whose_lines_queue_gets_one(self, daemon: RunningDaemon) -> None:
+        async with await LineClient.connect(daemon.socket_path) as plain, \
+                await LineClient.connect(daemon.socket_path) as watcher:
+            assert (await plain.request({"op": "ping"}))["ok"] is True
+            assert (await plain.request({"op": "offers"}))["ok"] is True
+            assert _writer_tasks() == 0
+            assert (await watcher.request({"op": "watch"}))["ok"] is True
+            assert _writer_tasks() == 1
+            assert (await plain.request({"op": "ping"}))["ok"] is True  # the other client is unaffected

@@ -4,6 +4,7 @@ bounded queue drained by a writer task in batches; the gentle close; and the rea
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import trio
 
@@ -21,6 +22,10 @@ class Output:
     on its way out, which is the answer path's last hop. Otherwise it joins the queue that the writer task
     drains in batches. Watch lines always queue, so a stream keeps its order; independent answers may pass
     each other, which the contract allows (answers carry their ``ref``).
+
+    The writer task may be started only when the first line is queued (``start_writer_when_needed``): most
+    clients never queue one, and a task with its frames is 2.9 KB an idle client (tracemalloc). Whoever queues
+    calls ``writer_needed()`` first; ``answer`` and ``answer_nowait`` do.
     """
 
     __slots__ = ("_state", "queue")  # one per client, a thousand clients and more
@@ -39,10 +44,22 @@ class Output:
         """Nothing queued, no send in progress: an answer may go straight to the socket."""
         return self.queue.statistics().current_buffer_used == 0 and not self._state.sending
 
+    def start_writer_when_needed(self, start: Callable[[], None]) -> None:
+        """*start* starts the writer task; it is called once, by the first ``writer_needed()``."""
+        self._state.start_writer = start
+
+    def writer_needed(self) -> None:
+        """A line is about to be queued: start the writer if it has not been."""
+        state = self._state
+        if state.start_writer is not None:
+            start, state.start_writer = state.start_writer, None
+            start()
+
     async def answer(self, line: bytes) -> None:
         if self._idle():
             await self.send(line)
         else:
+            self.writer_needed()
             await send_line(self.queue, line)
 
     def has_room(self) -> bool:
@@ -62,6 +79,7 @@ class Output:
             if sent == len(line):
                 return
             line = line[sent:]  # the queue is empty and nothing is sending: the rest goes out first
+        self.writer_needed()
         try:
             self.queue.send_nowait(line)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -96,12 +114,13 @@ class Output:
 class _SocketState:
     """Shared by one client's output handles: its socket, and whether a send is in progress."""
 
-    __slots__ = ("idle", "sending", "stream")
+    __slots__ = ("idle", "sending", "start_writer", "stream")
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.sending = False
         self.idle: trio.Event | None = None  # set when the send in progress ends, for the one waiting
+        self.start_writer: Callable[[], None] | None = None  # None: the writer runs, or its owner runs it
 
 
 

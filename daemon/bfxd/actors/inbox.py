@@ -176,7 +176,9 @@ class _Inbox:
         out_in, out = trio.open_memory_channel[bytes](self.settings.client_buffer)
         output = Output(stream, out_in)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(write_lines, output, out)
+            # Started with the first queued line, if any (most clients queue none). Every line is queued
+            # before the body below ends: requests and watches run inside it.
+            output.start_writer_when_needed(partial(nursery.start_soon, write_lines, output, out))
             async with out_in:
                 gids = peer_groups(stream.socket, peer.pid, peer.gid)  # type: ignore[arg-type]  # trio wraps a socket
                 client = _Client(client_id, peer.uid, gids)
@@ -235,6 +237,7 @@ class _Inbox:
                         structlog.contextvars.reset_contextvars(**bound)
             except LineTooLong as exc:
                 log.warning("command.rejected", error=wire.BAD_REQUEST, reason=str(exc))
+                output.writer_needed()
                 await send_line(output.queue, wire.error_line(None, None, wire.BAD_REQUEST,
                                                           f"{exc}; closing the connection"))
                 return
@@ -289,6 +292,7 @@ class _Inbox:
         assert request is not None
         answer = job.answer
         if answer is None and job.op is not None and job.op.streaming:
+            output.writer_needed()  # a watch's lines always queue
             await self._watch(request, output.queue, watches)
             return
         if answer is None:
