@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 
 from bench import _harness
-from bench._harness import ROOT, Workdir, machine_load
+from bench._harness import ROOT, Workdir, machine_load, machine_speed
 from bench._report import TARGETS, render_table
 
 BENCHMARKS = ("startup", "latency", "orders", "paced", "throughput", "tail", "fanout", "memory", "audit")
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "revision": _git_revision(pinned=args.src is not None), "quick": args.quick, "python": sys.version.split()[0],
         "src": _harness.SOURCES["all"], "daemon_src": _harness.SOURCES["daemon"],
         "load_before": machine_load(),
+        "speed_ms": {"before": machine_speed()},  # see machine_speed: the load average does not show this
     }}
     failed = []
     work = Workdir()
@@ -81,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(name)
                 results[name] = {"error": traceback.format_exc(limit=3)}
             results["meta"][f"{name}_s"] = round(time.perf_counter() - t0, 1)
-            print(f"[bench] {name} done in {time.perf_counter() - t0:.1f} s (load {machine_load()['load_1m']})",
-                  file=sys.stderr, flush=True)
+            speed = results["meta"]["speed_ms"][name] = machine_speed()
+            print(f"[bench] {name} done in {time.perf_counter() - t0:.1f} s (load {machine_load()['load_1m']}, "
+                  f"speed probe {speed} ms)", file=sys.stderr, flush=True)
     finally:
         work.close()
     results["meta"]["load_after"] = machine_load()
@@ -102,11 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     print(render_table(results, verdicts))
     print(f"\n{results['meta']['total_s']} s in all; load (1/5/15 min) before "
           f"{_load_text(results['meta']['load_before'])}, after {_load_text(results['meta']['load_after'])}; "
-          f"{args.output}")
+          f"speed probe {_speed_text(results['meta']['speed_ms'])}; {args.output}")
     if failed:
         print(f"benchmarks that failed to run: {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _speed_text(speeds: dict) -> str:
+    values = speeds.values()
+    return f"{min(values)}-{max(values)} ms (before and after each benchmark)"
 
 
 def _load_text(load: dict) -> str:

@@ -321,6 +321,21 @@ def machine_load() -> dict:
             "cpus": os.cpu_count()}
 
 
+def machine_speed() -> float:
+    """Milliseconds of this process's CPU for a fixed pure-Python loop, the median of three.
+
+    The load average cannot see it, but on this shared host the probe took from 50 to 76 ms in ten runs two
+    seconds apart with nothing else running (bench/README.md): the figures of one phase move with it, so the
+    runner records it before and after each benchmark."""
+    times = []
+    for _ in range(3):
+        start, total = time.process_time(), 0
+        for i in range(1_000_000):
+            total += i * i
+        times.append(time.process_time() - start)
+    return round(sorted(times)[1] * 1000, 1)
+
+
 @contextlib.contextmanager
 def daemon_on_own_cpu(daemon: Daemon, exchange: Sim):  # type: ignore[no-untyped-def]
     """The daemon on the last CPU, the exchange and this process (the clients) on the others, for the block.
