@@ -176,6 +176,7 @@ class Daemon:
         self.ps = psutil.Process(self.proc.pid)
         self._pace = inputs_per_second or PACE
         self.last_phase_end = time.monotonic()
+        self.last_phase_inputs = 0  # the bucket starts full
 
     def _wait_notify(self, what: bytes, timeout: float) -> float:
         deadline = time.monotonic() + timeout
@@ -214,15 +215,20 @@ class Daemon:
                     raise RuntimeError("bfxd's book never caught up with the simulator's offers")
                 time.sleep(0.01)
 
-    def full_bucket(self, used: int) -> None:
+    def full_bucket(self, used: int | None = None) -> None:
         """Wait until the pace's bucket is full again after *used* inputs (the daemon does not show it): the
-        time *used* tokens take to come back, less the time since the last phase ended."""
+        time *used* tokens take to come back, less the time since the last phase ended. Without *used*, the
+        inputs the last phase said it sent (``phase_ended``), or a whole burst if it did not say."""
+        if used is None:
+            used = self.last_phase_inputs
         pause = min(used, BURST) / self._pace - (time.monotonic() - self.last_phase_end)
         if pause > 0:
             time.sleep(pause)
 
-    def phase_ended(self) -> None:
+    def phase_ended(self, inputs: int = BURST) -> None:
+        """A timed phase is over; it sent at most *inputs* exchange inputs (what ``full_bucket()`` waits out)."""
         self.last_phase_end = time.monotonic()
+        self.last_phase_inputs = inputs
 
     def channel_peaks(self) -> dict[str, dict]:
         """Each inter-actor channel's size and the most items it held at once, as ``status`` reports them."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import _harness
 from bench._counted import STEPS_ENV, read_steps
-from bench._harness import BURST, Daemon, Sim, Workdir, percentile
+from bench._harness import Daemon, Sim, Workdir, percentile
 from bench._load import closed_loop
 
 
@@ -29,13 +29,13 @@ def _phase(daemon: Daemon, stub: Sim, clients: int, count: int, steps: Path | No
     *steps* the daemon's task steps and waits for I/O per cancel)."""
     ids = stub.add_offers(count)
     daemon.wait_offers(stub.offer_count())
-    daemon.full_bucket(BURST)
+    daemon.full_bucket()
     counted0 = read_steps(daemon.proc.pid, steps) if steps else (0, 0)
     cpu0 = daemon.cpu_s()
     result = closed_loop(daemon.socket_path, clients, ids)
     cpu = daemon.cpu_s() - cpu0
     counted1 = read_steps(daemon.proc.pid, steps) if steps else (0, 0)
-    daemon.phase_ended()
+    daemon.phase_ended(inputs=count)
     if result.failures:
         raise RuntimeError(f"{len(result.failures)} cancels failed, first: {result.failures[0]}")
     done = len(result.latencies_ns)

@@ -14,7 +14,7 @@ import datetime
 import subprocess
 import time
 
-from bench._harness import BURST, PYTHON, Daemon, Sim, Workdir, percentile, spawn, stop_process
+from bench._harness import PYTHON, Daemon, Sim, Workdir, percentile, spawn, stop_process
 from bench._load import LoadResult, open_loop
 
 RATE = 1000.0
@@ -52,7 +52,7 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
         for tag in ("alone", "with_hog"):
             ids = stub.add_offers(count)
             daemon.wait_offers(stub.offer_count())
-            daemon.full_bucket(BURST)
+            daemon.full_bucket()
             hog, links0 = None, daemon.disconnects()
             if tag == "with_hog":
                 hog = spawn([PYTHON, "-c", _HOG.format(s=count / RATE + 60)], stdin=subprocess.DEVNULL)
@@ -61,7 +61,7 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
             finally:
                 if hog is not None:
                     stop_process(hog, timeout=5)
-            daemon.phase_ended()
+            daemon.phase_ended(inputs=count)
             out.update(_figures(result, tag))
             out[f"disconnects_{tag}"] = daemon.disconnects() - links0
         return out

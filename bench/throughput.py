@@ -8,9 +8,12 @@ latency measured from the scheduled send time. Every cancel is of a distinct act
 CPU of the daemon, the simulator and the client process is reported as a share of one core over the run, to
 show which one is the bottleneck (the simulator must not be).
 
-Then 100 clients again against the fast stub (bench._stub), a daemon of its own: figures ``*_100_clients_stub``;
-and once more with that daemon on a CPU of its own, the stub and the clients on the other
-(``*_100_clients_stub_pinned``): the daemon's own cost, without where the OS placed the three processes.
+Then 100 clients again against the fast stub (bench._stub), a daemon of its own, in STUB_ROUNDS rounds of two
+phases: one with the processes where the OS puts them (``*_100_clients_stub``) and one with that daemon on a
+CPU of its own, the stub and the clients on the other (``*_100_clients_stub_pinned``: the daemon's own cost,
+without where the OS placed the three processes), in alternating order. The machine's speed drifts within a
+minute (bench/README.md "Speed"): rounds give both kinds the same machine, and each figure is the median of
+its rounds (``*_rounds`` lists them; failures are summed).
 Each phase is at most 10,000 cancels and starts with the daemon's input bucket full (its pace is set to
 bench._harness.PACE with a burst of BURST, far above what a phase sends: see bench/README.md).
 """
@@ -18,10 +21,14 @@ bench._harness.PACE with a burst of BURST, far above what a phase sends: see ben
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
-from bench._harness import BURST, Daemon, Sim, Workdir, daemon_on_own_cpu, percentile
+from bench._harness import Daemon, Sim, Workdir, daemon_on_own_cpu, percentile
 from bench._load import LoadResult, closed_loop, open_loop
+
+STUB_ROUNDS = 4
+STUB_TAGS = ("100_clients_stub", "100_clients_stub_pinned")
 
 
 def _own_cpu_s() -> float:
@@ -52,10 +59,10 @@ def _closed(daemon: Daemon, sim: Sim, clients: int, count: int, tag: str, out: d
     """One closed-loop phase of *count* cancels from *clients* clients; figures go to *out* with *tag*."""
     ids = sim.add_offers(count)
     daemon.wait_offers(sim.offer_count())
-    daemon.full_bucket(BURST)  # every phase starts with the pace's bucket full (count <= BURST)
+    daemon.full_bucket()  # every phase starts with the pace's bucket full (count <= BURST)
     log0 = daemon.log_stats()
     result, cpu = _measure(daemon, sim, lambda: closed_loop(daemon.socket_path, clients, ids))
-    daemon.phase_ended()
+    daemon.phase_ended(inputs=count)  # one cancel, one input
     out[f"cancels_per_s_{tag}"] = round(result.rate())
     out[f"p50_ms_{tag}"] = round(percentile(result.latencies_ns, 50) / 1e6, 2)
     out[f"p99_ms_{tag}"] = round(percentile(result.latencies_ns, 99) / 1e6, 2)
@@ -63,6 +70,34 @@ def _closed(daemon: Daemon, sim: Sim, clients: int, count: int, tag: str, out: d
     lines, size = (b - a for a, b in zip(log0, daemon.log_stats(), strict=True))
     out[f"log_lines_per_cancel_{tag}"] = round(lines / count, 2)
     out[f"log_bytes_per_cancel_{tag}"] = round(size / count)
+
+
+def _stub_rounds(daemon: Daemon, stub: Sim, count: int, out: dict) -> None:
+    """STUB_ROUNDS rounds of an unpinned and a pinned phase of *count* cancels each, alternating which goes first
+    (the second of a pair finds the daemon warmer); the medians go to *out*, the rounds as ``*_rounds``."""
+    phases: dict[str, list[dict]] = {tag: [] for tag in STUB_TAGS}
+    for round_number in range(STUB_ROUNDS):
+        for tag in STUB_TAGS if round_number % 2 == 0 else reversed(STUB_TAGS):
+            phase: dict = {}
+            if tag.endswith("_pinned"):
+                with daemon_on_own_cpu(daemon, stub):
+                    _closed(daemon, stub, 100, count, tag, phase)
+            else:
+                _closed(daemon, stub, 100, count, tag, phase)
+            phases[tag].append(phase)
+    for tag, rounds in phases.items():
+        for key in dict.fromkeys(key for phase in rounds for key in phase):  # first_failure is in some only
+            values = [r[key] for r in rounds if key in r]
+            if key.startswith("failed_"):
+                out[key] = sum(values)
+            elif all(isinstance(v, int) for v in values):
+                out[key] = round(statistics.median(values))
+            elif all(isinstance(v, (int, float)) for v in values):
+                out[key] = round(statistics.median(values), 2)
+            else:
+                out[key] = values[0]  # first_failure
+        for figure in ("cancels_per_s", "daemon_cpu_us_per_cancel", "sim_cpu_us_per_cancel"):
+            out[f"{figure}_{tag}_rounds"] = [r[f"{figure}_{tag}"] for r in rounds]
 
 
 def run(work: Workdir, *, quick: bool = False) -> dict:
@@ -81,7 +116,7 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
         out["log_bytes_per_cancel"] = out["log_bytes_per_cancel_1_client"]
         ids = sim.add_offers(fixed_count)
         daemon.wait_offers(sim.offer_count())
-        daemon.full_bucket(BURST)
+        daemon.full_bucket()
         links0, cut0 = daemon.disconnects(), sim.cut_offs()
         result, cpu = _measure(daemon, sim, lambda: open_loop(daemon.socket_path, 1000.0, ids, connections=10))
         # A lost link costs a reconnect (backoff from reconnect.initial_delay, 1 s), an auth and a snapshot
@@ -103,11 +138,8 @@ def run(work: Workdir, *, quick: bool = False) -> dict:
     daemon = Daemon(work, stub.url)
     try:
         daemon.wait_session()
-        _closed(daemon, stub, 100, int(10000 * scale), "100_clients_stub", out)
+        _stub_rounds(daemon, stub, int(10000 * scale / STUB_ROUNDS), out)
         out["peak_buffer_used_stub"] = daemon.channel_peaks()
-        # The same again with the daemon on a CPU of its own: its cost without the OS's placement in it.
-        with daemon_on_own_cpu(daemon, stub):
-            _closed(daemon, stub, 100, int(10000 * scale), "100_clients_stub_pinned", out)
         return out
     finally:
         daemon.stop()
