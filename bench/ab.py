@@ -2,9 +2,12 @@
 
 Each DIR holds a ``bfxd/`` package (a copy of ``daemon/`` with one change, or a checkout of an older commit).
 Every variant gets its own fast stub (bench._stub) and its own daemon; then, round after round, each variant
-runs the same closed-loop phase (100 clients, ``--count`` cancels): machine load weighs on every variant alike.
+runs the same closed-loop phase (100 clients, ``--count`` cancels), in reversed order every other round (the
+machine's speed drifts within a minute: bench/README.md "Speed"), so machine load weighs on every variant alike.
 Printed per variant: the median over the rounds of the daemon's CPU per cancel, of the rate and of the round
-trip's p50 (with ``--clients 1``, the latency), and the ratio of each to the first variant's; with ``--steps``
+trip's p50 (with ``--clients 1``, the latency), and the ratio of each to the first variant's; the range of the
+CPU ratio over the rounds, each round's variant against the first variant's same round (a change smaller than
+that spread is not shown by the run); with ``--steps``
 also the daemon's Trio task steps and waits for I/O per cancel (``bench/_counted.py``). Not part of
 ``make bench``: a tool to rank the suspects of a regression, one change at a time.
 """
@@ -60,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         if not (path / "bfxd" / "__init__.py").exists():
             parser.error(f"{path} holds no bfxd package")
     work = Workdir()
+    # By position, not by path: the same tree twice (an A/A run) shows how far the machine alone moves the ratio.
     runs: list[tuple[Path, Daemon, Sim]] = []
-    steps_files: dict[Path, Path | None] = {}
+    steps_files: list[Path | None] = []
     try:
         for path in args.sources:
             _harness.SOURCES["daemon"] = str(path.resolve())  # read when the daemon is spawned
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             steps = work.new(f"steps-{len(runs)}") if args.steps else None
             daemon = Daemon(work, stub.url, **({"command": [_harness.PYTHON, "-m", "bench._counted"],
                                                 "env": {STEPS_ENV: str(steps)}} if steps else {}))
-            steps_files[path] = steps
+            steps_files.append(steps)
             runs.append((path, daemon, stub))
             daemon.wait_session()
             cpus = sorted(os.sched_getaffinity(0))
@@ -78,32 +82,38 @@ def main(argv: list[str] | None = None) -> int:
                 os.sched_setaffinity(stub.proc.pid, cpus[:-1])
         if not args.no_pin and len(cpus) > 1:
             os.sched_setaffinity(0, cpus[:-1])
-        samples: dict[Path, list[tuple[float, ...]]] = {path: [] for path, _, _ in runs}
-        path0, daemon0, stub0 = runs[0]  # warm-up: caches, first imports
-        _phase(daemon0, stub0, args.clients, min(args.count, 1000), steps_files[path0])
+        samples: list[list[tuple[float, ...]]] = [[] for _ in runs]
+        _, daemon0, stub0 = runs[0]  # warm-up: caches, first imports
+        _phase(daemon0, stub0, args.clients, min(args.count, 1000), steps_files[0])
+        order = list(range(len(runs)))
         for n in range(args.rounds):
-            for path, daemon, stub in runs:
-                samples[path].append(_phase(daemon, stub, args.clients, args.count, steps_files[path]))
+            for i in order if n % 2 == 0 else order[::-1]:
+                _, daemon, stub = runs[i]
+                samples[i].append(_phase(daemon, stub, args.clients, args.count, steps_files[i]))
             print(f"[ab] round {n + 1}/{args.rounds}", file=sys.stderr, flush=True)
     finally:
         for _, daemon, stub in runs:
             daemon.stop()
             stub.stop()
         work.close()
-    base_cpu, base_rate, base_p50 = (statistics.median(s[i] for s in samples[args.sources[0]]) for i in range(3))
+    base_cpu, base_rate, base_p50 = (statistics.median(s[i] for s in samples[0]) for i in range(3))
     table = []
-    print(f"{'variant':<32} {'cpu µs/cancel':>14} {'ratio':>6} {'cancels/s':>10} {'ratio':>6} {'p50 µs':>8}"
-          f" {'ratio':>6}" + (f" {'steps/cancel':>13} {'io waits':>9}" if args.steps else ""))
-    for path in args.sources:
-        cpu, rate, p50, steps_per, io_per = (statistics.median(s[i] for s in samples[path]) for i in range(5))
+    print(f"{'variant':<32} {'cpu µs/cancel':>14} {'ratio':>6} {'per round':>11} {'cancels/s':>10} {'ratio':>6}"
+          f" {'p50 µs':>8} {'ratio':>6}" + (f" {'steps/cancel':>13} {'io waits':>9}" if args.steps else ""))
+    for path, own in zip(args.sources, samples, strict=True):
+        cpu, rate, p50, steps_per, io_per = (statistics.median(s[i] for s in own) for i in range(5))
         row = {"variant": str(path), "cpu_us_per_cancel": round(cpu), "cancels_per_s": round(rate),
                "p50_us": round(p50), "cpu_ratio": round(cpu / base_cpu, 3),
                "rate_ratio": round(rate / base_rate, 3), "p50_ratio": round(p50 / base_p50, 3),
-               "cpu_samples": [round(s[0]) for s in samples[path]]}
+               "cpu_samples": [round(s[0]) for s in own]}
+        paired = [s[0] / b[0] for s, b in zip(own, samples[0], strict=True)]
+        row["cpu_ratio_per_round"] = [round(r, 3) for r in paired]
         if args.steps:
             row.update(task_steps_per_cancel=round(steps_per, 2), io_waits_per_cancel=round(io_per, 3))
         table.append(row)
-        print(f"{str(path)[-32:]:<32} {cpu:>14.0f} {cpu / base_cpu:>6.2f} {rate:>10.0f} {rate / base_rate:>6.2f}"
+        spread = f"{min(paired):.2f}-{max(paired):.2f}"
+        print(f"{str(path)[-32:]:<32} {cpu:>14.0f} {cpu / base_cpu:>6.2f} {spread:>11} {rate:>10.0f}"
+              f" {rate / base_rate:>6.2f}"
               f" {p50:>8.0f} {p50 / base_p50:>6.2f}" + (f" {steps_per:>13.2f} {io_per:>9.3f}" if args.steps else ""))
     print(json.dumps({"load": _harness.machine_load(), "rounds": args.rounds, "count": args.count,
                       "variants": table}))
