@@ -215,17 +215,14 @@ class Daemon:
                     raise RuntimeError("bfxd's book never caught up with the simulator's offers")
                 time.sleep(0.01)
 
-    def full_bucket(self, used: int | None = None) -> None:
-        """Wait until the pace's bucket is full again after *used* inputs (the daemon does not show it): the
-        time *used* tokens take to come back, less the time since the last phase ended. Without *used*, the
-        inputs the last phase said it sent (``phase_ended``), or a whole burst if it did not say."""
-        if used is None:
-            used = self.last_phase_inputs
-        pause = min(used, BURST) / self._pace - (time.monotonic() - self.last_phase_end)
+    def full_bucket(self) -> None:
+        """Wait until the pace's bucket is full again (the daemon does not show it): the time the inputs of the
+        last phase (``phase_ended``) take to come back as tokens, less the time since it ended."""
+        pause = min(self.last_phase_inputs, BURST) / self._pace - (time.monotonic() - self.last_phase_end)
         if pause > 0:
             time.sleep(pause)
 
-    def phase_ended(self, inputs: int = BURST) -> None:
+    def phase_ended(self, inputs: int) -> None:
         """A timed phase is over; it sent at most *inputs* exchange inputs (what ``full_bucket()`` waits out)."""
         self.last_phase_end = time.monotonic()
         self.last_phase_inputs = inputs

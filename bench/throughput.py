@@ -20,6 +20,7 @@ bench._harness.PACE with a burst of BURST, far above what a phase sends: see ben
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -79,10 +80,7 @@ def _stub_rounds(daemon: Daemon, stub: Sim, count: int, out: dict) -> None:
     for round_number in range(STUB_ROUNDS):
         for tag in STUB_TAGS if round_number % 2 == 0 else reversed(STUB_TAGS):
             phase: dict = {}
-            if tag.endswith("_pinned"):
-                with daemon_on_own_cpu(daemon, stub):
-                    _closed(daemon, stub, 100, count, tag, phase)
-            else:
+            with daemon_on_own_cpu(daemon, stub) if tag.endswith("_pinned") else contextlib.nullcontext():
                 _closed(daemon, stub, 100, count, tag, phase)
             phases[tag].append(phase)
     for tag, rounds in phases.items():
