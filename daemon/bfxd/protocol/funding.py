@@ -17,7 +17,7 @@ wrong type is a RemoteProtocolError. FLAGS is documented as an integer in the li
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import attrs
 
@@ -40,6 +40,16 @@ def _is_flags(value: object) -> bool:
 
 def _is_side(value: object) -> bool:
     return rows.is_int(value) or isinstance(value, str)  # the deprecated hfcs page documents "Lend"/"Loan"
+
+
+# The fields in _Funding's order (a credit's position pair last), for rows.Layout.
+_FIELDS = [(ID, rows.INT), (SYMBOL, rows.STR), (STATUS, rows.STR), (SIDE, rows.INT | rows.STR),
+           (MTS_CREATE, rows.INT), (MTS_UPDATE, rows.INT), (AMOUNT, rows.NUMBER), (FLAGS, rows.INT | {dict}),
+           (RATE_TYPE, rows.STR), (RATE, rows.NUMBER), (PERIOD, rows.INT), (MTS_OPENING, rows.INT),
+           (MTS_LAST_PAYOUT, rows.INT), (NOTIFY, rows.BOOL), (HIDDEN, rows.BOOL), (RENEW, rows.BOOL),
+           (NO_CLOSE, rows.BOOL)]
+_LOAN_LAYOUT = rows.Layout(_FIELDS)
+_CREDIT_LAYOUT = rows.Layout([*_FIELDS, (POSITION_PAIR, rows.STR)])
 
 
 @attrs.frozen
@@ -65,6 +75,14 @@ class _Funding:
     hidden: bool | None = None
     renew: bool | None = None
     no_close: bool | None = None
+
+    @classmethod
+    def _usual_row(cls, layout: rows.Layout, row: object) -> Self | None:
+        """The value for a row rows.Layout passes, or None: read it field by field (which says what is wrong)."""
+        values = layout.values(row)
+        if values is None or values[0] is None or values[0] <= 0 or values[1] is None or values[2] is None:
+            return None
+        return cls(*values)
 
     @classmethod
     def _fields_from_wire(cls, row: object) -> dict[str, Any]:
@@ -139,6 +157,11 @@ class FundingLoan(_Funding):
 
     @classmethod
     def from_wire(cls, row: object) -> FundingLoan:
+        loan = cls._usual_row(_LOAN_LAYOUT, row)
+        return loan if loan is not None else cls.from_wire_by_field(row)
+
+    @classmethod
+    def from_wire_by_field(cls, row: object) -> FundingLoan:
         return cls(**cls._fields_from_wire(row))
 
 
@@ -152,6 +175,11 @@ class FundingCredit(_Funding):
 
     @classmethod
     def from_wire(cls, row: object) -> FundingCredit:
+        credit = cls._usual_row(_CREDIT_LAYOUT, row)
+        return credit if credit is not None else cls.from_wire_by_field(row)
+
+    @classmethod
+    def from_wire_by_field(cls, row: object) -> FundingCredit:
         fields = cls._fields_from_wire(row)
         assert isinstance(row, list)  # checked by _fields_from_wire
         pair = rows.optional(row, POSITION_PAIR, rows.is_str, "a string", cls.KIND)
