@@ -92,7 +92,7 @@ class FundingOffer:
 
     @classmethod
     def from_wire_by_field(cls, row: object, *, lenient: bool = False) -> FundingOffer:
-        """``from_wire``, reading and checking one field at a time: what says which field is wrong."""
+        """``from_wire``, reading and checking one field at a time: the read that names the wrong field."""
         row = rows.require_array(row, _KIND)
         offer_id = _optional(row, ID, lambda v: rows.is_int(v) and v > 0, "a positive integer")
         offer = cls(

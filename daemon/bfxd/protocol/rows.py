@@ -78,7 +78,7 @@ class Layout:
     def __init__(self, fields: list[tuple[int, frozenset[type]]]) -> None:
         self._get = operator.itemgetter(*(index for index, _ in fields))
         self._types = tuple(types | {_NONE} for _, types in fields)
-        self._bools = tuple(n for n, (_, types) in enumerate(fields) if types is BOOL)
+        self._bools = tuple(n for n, (_, types) in enumerate(fields) if bool in types)
         self._width = max(index for index, _ in fields) + 1
 
     def values(self, row: object) -> list[Any] | None:
